@@ -1,0 +1,68 @@
+"""vrepo: version control for Zarr array data on object storage.
+
+Snapshots, branches, tags, time travel and atomic commits for Zarr v3 data on local disk or
+in memory (S3 follows), with no server. Start with `Repository.open_or_create(path)`.
+"""
+
+from vrepo.content import ChangeSummary
+from vrepo.errors import (
+    ChunkConflictError,
+    ConflictError,
+    FormatError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    InvalidRefNameError,
+    NoChangesError,
+    ObjectNotFoundError,
+    ReadOnlyError,
+    RefError,
+    RefExistsError,
+    RefNotFoundError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    SnapshotNotFoundError,
+    StorageError,
+    UnsupportedZarrFormatError,
+    VRepoError,
+)
+from vrepo.format import RefRecord, RepoConfig
+from vrepo.repository import Repository, SnapshotInfo
+from vrepo.session import ForkSession, Session
+from vrepo.storage import LocalStorage, MemoryStorage, Storage, local_storage, memory_storage
+from vrepo.zarr_store import VRepoStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChangeSummary",
+    "ChunkConflictError",
+    "ConflictError",
+    "ForkSession",
+    "FormatError",
+    "InvalidArgumentError",
+    "InvalidKeyError",
+    "InvalidRefNameError",
+    "LocalStorage",
+    "MemoryStorage",
+    "NoChangesError",
+    "ObjectNotFoundError",
+    "ReadOnlyError",
+    "RefError",
+    "RefExistsError",
+    "RefNotFoundError",
+    "RefRecord",
+    "RepoConfig",
+    "Repository",
+    "RepositoryExistsError",
+    "RepositoryNotFoundError",
+    "Session",
+    "SnapshotInfo",
+    "SnapshotNotFoundError",
+    "Storage",
+    "StorageError",
+    "UnsupportedZarrFormatError",
+    "VRepoError",
+    "VRepoStore",
+    "local_storage",
+    "memory_storage",
+]

@@ -1,0 +1,304 @@
+"""What a session sees: its base snapshot overlaid with its change set.
+
+`Content` answers node, chunk and opaque-object reads, records writes into the `ChangeSet`,
+and `flush`es everything into a new (not yet published) snapshot. It knows nothing of refs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vrepo.changeset import ChangeSet, Coords
+from vrepo.errors import VRepoError
+from vrepo.format import (
+    ArrayChunkChanges,
+    ChunkRef,
+    LooseObject,
+    Manifest,
+    ManifestRef,
+    NodeSnapshot,
+    Snapshot,
+    TransactionLog,
+    new_id,
+)
+from vrepo.node import ArrayLayout, NodeKind, NodeMetadata, parse_node_metadata
+from vrepo.objects import ObjectIO, chunk_key, manifest_key, snapshot_key, transaction_key
+from vrepo.refs import now_us
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """A node as the session sees it: current metadata plus the base manifests still valid."""
+
+    path: str
+    meta: NodeMetadata
+    manifests: tuple[ManifestRef, ...]
+
+    @property
+    def kind(self) -> NodeKind:
+        return self.meta.kind
+
+    @property
+    def layout(self) -> ArrayLayout | None:
+        return self.meta.layout
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    """What a change set does to its base: the body of `Session.status()` and of a log."""
+
+    new_groups: tuple[str, ...] = ()
+    new_arrays: tuple[str, ...] = ()
+    updated_metadata: tuple[str, ...] = ()
+    deleted_nodes: tuple[str, ...] = ()
+    chunks_written: dict[str, int] | None = None
+    chunks_deleted: dict[str, int] | None = None
+    objects_changed: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (
+            self.new_groups
+            or self.new_arrays
+            or self.updated_metadata
+            or self.deleted_nodes
+            or self.chunks_written
+            or self.chunks_deleted
+            or self.objects_changed
+        )
+
+    def __str__(self) -> str:
+        if self.is_empty():
+            return "no uncommitted changes"
+        lines = []
+        for title, paths in (
+            ("new groups", self.new_groups),
+            ("new arrays", self.new_arrays),
+            ("updated metadata", self.updated_metadata),
+            ("deleted nodes", self.deleted_nodes),
+            ("changed objects", self.objects_changed),
+        ):
+            if paths:
+                lines.append(f"{title}: {', '.join(paths)}")
+        for title, counts in (
+            ("chunks written", self.chunks_written),
+            ("chunks deleted", self.chunks_deleted),
+        ):
+            for path, count in sorted((counts or {}).items()):
+                lines.append(f"{title}: {path} ({count})")
+        return "\n".join(lines)
+
+
+def _coords_array(coords: Iterable[Coords], ndim: int) -> np.ndarray:
+    rows = list(coords)
+    return np.asarray(rows, dtype=np.uint64).reshape(len(rows), ndim)
+
+
+def _rows_in(rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Boolean mask: which rows of ``rows`` appear among the rows of ``candidates``."""
+    if rows.shape[1] == 0:
+        return np.full(len(rows), len(candidates) > 0)
+    row = np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))
+    return np.isin(
+        np.ascontiguousarray(rows).view(row).ravel(),
+        np.ascontiguousarray(candidates.astype(rows.dtype)).view(row).ravel(),
+    )
+
+
+class Content:
+    """A base snapshot overlaid with a change set; reads, writes and flushes."""
+
+    def __init__(self, objects: ObjectIO, base: Snapshot, changes: ChangeSet | None = None):
+        self.objects = objects
+        self.base = base
+        self.changes = changes if changes is not None else ChangeSet()
+        self._base_paths = {node.path for node in base.nodes}
+        self._base_loose = {obj.key: obj.ref for obj in base.loose}
+        self._views: dict[str, NodeView] = {}
+        for node in base.nodes:
+            if node.path not in self.changes.dropped:
+                meta = parse_node_metadata(node.zarr_json)
+                if meta is None or meta.kind != node.kind:
+                    raise VRepoError(f"snapshot {base.id} holds unreadable metadata at {node.path}")
+                self._views[node.path] = NodeView(node.path, meta, node.manifests)
+        for path, meta in self.changes.nodes.items():
+            kept = self._views.get(path)
+            self._views[path] = NodeView(path, meta, kept.manifests if kept else ())
+
+    # --- nodes ---------------------------------------------------------------------------
+
+    def node(self, path: str) -> NodeView | None:
+        return self._views.get(path)
+
+    def node_paths(self) -> list[str]:
+        return sorted(self._views)
+
+    def set_node(self, path: str, meta: NodeMetadata) -> None:
+        """Create or update a node; an incompatible re-definition starts it afresh."""
+        current = self._views.get(path)
+        if current is not None and current.meta.zarr_json == meta.zarr_json:
+            return
+        replace = current is not None and (
+            current.kind != meta.kind
+            or (meta.layout is not None and not meta.layout.compatible_with(current.layout))
+        )
+        self.changes.set_node(path, meta, replace=replace, in_base=path in self._base_paths)
+        keep = current.manifests if current is not None and not replace else ()
+        self._views[path] = NodeView(path, meta, keep)
+
+    def delete_node(self, path: str) -> None:
+        if self._views.pop(path, None) is not None:
+            self.changes.delete_node(path, in_base=path in self._base_paths)
+
+    # --- chunks --------------------------------------------------------------------------
+
+    async def chunk_ref(self, path: str, coords: Coords) -> ChunkRef | None:
+        written = self.changes.chunks.get(path)
+        if written is not None and coords in written:
+            return written[coords]
+        view = self._views.get(path)
+        for manifest_ref in view.manifests if view else ():
+            ref = (await self.objects.get_manifest(manifest_ref.id)).lookup(coords)
+            if ref is not None:
+                return ref
+        return None
+
+    async def write_chunk(self, path: str, coords: Coords, data: bytes) -> None:
+        self.changes.set_chunk(path, coords, await self.objects.put_chunk(data))
+
+    def delete_chunk(self, path: str, coords: Coords) -> None:
+        self.changes.set_chunk(path, coords, None)
+
+    async def chunk_coords(self, path: str) -> np.ndarray:
+        """Coordinates (n, ndim) of every chunk the array at ``path`` holds now."""
+        view = self._views[path]
+        ndim = view.layout.ndim
+        manifests = [await self.objects.get_manifest(m.id) for m in view.manifests]
+        base = np.concatenate([m.coords() for m in manifests] or [np.empty((0, ndim), np.uint64)])
+        written = self.changes.chunks.get(path)
+        if not written:
+            return base
+        changed = _coords_array(written.keys(), ndim)
+        live = _coords_array((c for c, r in written.items() if r is not None), ndim)
+        return np.concatenate([base[~_rows_in(base, changed)], live])
+
+    # --- opaque objects (store keys that are not zarr structure) ----------------------------
+
+    def object_ref(self, key: str) -> ChunkRef | None:
+        if key in self.changes.loose:
+            return self.changes.loose[key]
+        return self._base_loose.get(key)
+
+    async def write_object(self, key: str, data: bytes) -> None:
+        self.changes.loose[key] = await self.objects.put_chunk(data)
+
+    def delete_object(self, key: str) -> None:
+        if key in self._base_loose:
+            self.changes.loose[key] = None
+        else:
+            self.changes.loose.pop(key, None)
+
+    def object_keys(self) -> list[str]:
+        keys = {k for k in self._base_loose if k not in self.changes.loose}
+        keys.update(k for k, ref in self.changes.loose.items() if ref is not None)
+        return sorted(keys)
+
+    async def read(self, ref: ChunkRef, start: int = 0, end: int | None = None) -> bytes:
+        return await self.objects.read_chunk(ref, start, end)
+
+    # --- summaries and flushing ----------------------------------------------------------------
+
+    def summary(self) -> ChangeSummary:
+        new_groups, new_arrays, updated = [], [], []
+        for path, meta in sorted(self.changes.nodes.items()):
+            if path in self._base_paths and path not in self.changes.dropped:
+                updated.append(path)
+            else:
+                (new_groups if meta.kind == "group" else new_arrays).append(path)
+        written, deleted = {}, {}
+        for path, refs in self.changes.chunks.items():
+            n_deleted = sum(ref is None for ref in refs.values())
+            if len(refs) - n_deleted:
+                written[path] = len(refs) - n_deleted
+            if n_deleted:
+                deleted[path] = n_deleted
+        return ChangeSummary(
+            new_groups=tuple(new_groups),
+            new_arrays=tuple(new_arrays),
+            updated_metadata=tuple(updated),
+            deleted_nodes=tuple(sorted(self.changes.dropped - self.changes.nodes.keys())),
+            chunks_written=written,
+            chunks_deleted=deleted,
+            objects_changed=tuple(sorted(self.changes.loose)),
+        )
+
+    async def _flush_node(self, view: NodeView) -> tuple[NodeSnapshot, list[str]]:
+        written = self.changes.chunks.get(view.path)
+        manifests = view.manifests
+        keys: list[str] = []
+        if view.kind == "array" and written:
+            ndim = view.layout.ndim
+            if len(manifests) > 1:
+                raise VRepoError(f"array {view.path} has split manifests, not supported yet")
+            base = (
+                await self.objects.get_manifest(manifests[0].id)
+                if manifests
+                else Manifest.empty(ndim)
+            )
+            updated = base.with_changes(_coords_array(written.keys(), ndim), list(written.values()))
+            manifests = ()
+            if len(updated):
+                ref = await self.objects.put_manifest(updated)
+                manifests = (ref,)
+                keys.append(manifest_key(ref.id))
+        node = NodeSnapshot(view.path, view.kind, view.meta.zarr_json, manifests)
+        return node, keys
+
+    def _transaction_log(self, snapshot_id: str, summary: ChangeSummary) -> TransactionLog:
+        chunk_changes = tuple(
+            ArrayChunkChanges.from_coords(path, _coords_array(refs.keys(), len(next(iter(refs)))))
+            for path, refs in sorted(self.changes.chunks.items())
+            if refs
+        )
+        return TransactionLog(
+            snapshot_id=snapshot_id,
+            new_groups=summary.new_groups,
+            new_arrays=summary.new_arrays,
+            updated_metadata=summary.updated_metadata,
+            deleted_nodes=summary.deleted_nodes,
+            chunks=chunk_changes,
+            loose_keys=summary.objects_changed,
+        )
+
+    async def flush(self, message: str, metadata: dict[str, Any]) -> tuple[Snapshot, list[str]]:
+        """Write manifests, a snapshot and its transaction log; publish nothing.
+
+        Returns the snapshot and every storage key the snapshot depends on that this
+        change set wrote (chunks included), for the caller to make durable.
+        """
+        flushed = await asyncio.gather(*(self._flush_node(v) for v in self._views.values()))
+        nodes = tuple(sorted((node for node, _ in flushed), key=lambda n: n.path))
+        loose = tuple(
+            LooseObject(key, ref)
+            for key in self.object_keys()
+            if (ref := self.object_ref(key)) is not None
+        )
+        snapshot = Snapshot(
+            id=new_id(),
+            parent_id=self.base.id,
+            created_at=now_us(),
+            message=message,
+            metadata=metadata,
+            nodes=nodes,
+            loose=loose,
+        )
+        log = self._transaction_log(snapshot.id, self.summary())
+        await self.objects.put_snapshot(snapshot, log)
+        keys = [key for _, node_keys in flushed for key in node_keys]
+        keys += [chunk_key(chunk_id) for chunk_id in self.changes.external_chunk_ids()]
+        keys += [snapshot_key(snapshot.id), transaction_key(snapshot.id)]
+        return snapshot, keys

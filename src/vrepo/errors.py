@@ -1,0 +1,125 @@
+"""The exception tree of vrepo: everything raised on purpose derives from `VRepoError`.
+
+Each message says what was wrong and what to do about it. The tree sits below every layer,
+so storage, format and engine code can all raise from it.
+"""
+
+from __future__ import annotations
+
+
+class VRepoError(Exception):
+    """Base class of every error vrepo raises on purpose."""
+
+
+# --- storage ---------------------------------------------------------------------------
+
+
+class StorageError(VRepoError):
+    """Reading or writing the underlying storage failed."""
+
+
+class ObjectNotFoundError(StorageError):
+    """A storage key that was expected to exist does not."""
+
+    def __init__(self, key: str, message: str | None = None) -> None:
+        self.key = key
+        super().__init__(message or f"no object at storage key {key!r}")
+
+
+class InvalidKeyError(StorageError, ValueError):
+    """A storage or zarr key is malformed or would escape the repository root."""
+
+
+# --- format ----------------------------------------------------------------------------
+
+
+class FormatError(VRepoError):
+    """A stored file is corrupt, truncated, of the wrong type, or of an unknown version."""
+
+
+class UnsupportedZarrFormatError(VRepoError, ValueError):
+    """Something other than Zarr format 3 was written (vrepo stores Zarr v3 only)."""
+
+
+# --- repositories and references -------------------------------------------------------
+
+
+class InvalidArgumentError(VRepoError, ValueError):
+    """An argument has the wrong type or value (the message says which and what to pass)."""
+
+
+class RepositoryNotFoundError(VRepoError):
+    """No repository exists at the given location."""
+
+
+class RepositoryExistsError(VRepoError):
+    """A repository already exists where a new one was to be created."""
+
+
+class RefError(VRepoError):
+    """Base class of branch and tag errors."""
+
+
+class RefNotFoundError(RefError):
+    """A branch, tag or snapshot named by the caller does not exist."""
+
+
+class RefExistsError(RefError):
+    """A branch or tag of that name exists (or, for tags, once existed)."""
+
+
+class InvalidRefNameError(RefError, ValueError):
+    """A branch or tag name uses characters or a shape vrepo does not allow."""
+
+
+class SnapshotNotFoundError(RefNotFoundError):
+    """No snapshot with the given id exists in the repository."""
+
+
+# --- sessions and commits ----------------------------------------------------------------
+
+
+class ReadOnlyError(VRepoError):
+    """A write was attempted through a read-only session or store."""
+
+
+class NoChangesError(VRepoError):
+    """A commit was requested but the session holds no changes."""
+
+
+class ConflictError(VRepoError):
+    """The branch moved since the session started and the changes could not be applied.
+
+    `conflicts` lists each conflict found (empty when the cause is only that the branch
+    moved and automatic rebase is not available).
+    """
+
+    def __init__(self, message: str, conflicts: list[object] | None = None) -> None:
+        self.conflicts = list(conflicts or [])
+        super().__init__(message)
+
+
+class ChunkConflictError(ConflictError):
+    """Two change sets wrote the same chunk of the same array."""
+
+
+__all__ = [
+    "ChunkConflictError",
+    "ConflictError",
+    "FormatError",
+    "InvalidArgumentError",
+    "InvalidKeyError",
+    "InvalidRefNameError",
+    "NoChangesError",
+    "ObjectNotFoundError",
+    "ReadOnlyError",
+    "RefError",
+    "RefExistsError",
+    "RefNotFoundError",
+    "RepositoryExistsError",
+    "RepositoryNotFoundError",
+    "SnapshotNotFoundError",
+    "StorageError",
+    "UnsupportedZarrFormatError",
+    "VRepoError",
+]

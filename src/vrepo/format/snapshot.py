@@ -1,0 +1,93 @@
+"""Snapshots: the complete, immutable state of a repository at one commit.
+
+A snapshot lists every node (group or array) with its zarr metadata and, for arrays, the
+manifests holding its chunk refs. It is msgpack inside the binary envelope.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+import msgspec
+
+from vrepo.errors import FormatError
+from vrepo.format.chunk_ref import ChunkRef
+from vrepo.format.envelope import FileType, decode_binary, encode_binary
+
+NODE_KINDS = ("group", "array")
+
+
+class ManifestRef(msgspec.Struct, frozen=True):
+    """One manifest of an array: its id, how many chunk refs it holds and their total bytes."""
+
+    id: str
+    count: int
+    stored_bytes: int
+
+
+class LooseObject(msgspec.Struct, frozen=True):
+    """A store key that is not zarr structure, kept so the store is a faithful key-value store."""
+
+    key: str
+    ref: ChunkRef
+
+
+class NodeSnapshot(msgspec.Struct, frozen=True):
+    """A group or an array at an absolute path ("/" is the root, "/a/b" otherwise)."""
+
+    path: str
+    kind: str
+    zarr_json: bytes
+    manifests: tuple[ManifestRef, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in NODE_KINDS:
+            raise ValueError(f"node kind is 'group' or 'array', got {self.kind!r}")
+        if not self.path.startswith("/") or (self.path != "/" and self.path.endswith("/")):
+            raise ValueError(f"node path is '/' or '/a/b' (absolute, no trailing /), got {self.path!r}")
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """The state of the repository at one commit; `nodes` are sorted by path.
+
+    ``created_at`` is microseconds since the Unix epoch (UTC); ``metadata`` is JSON-compatible.
+    """
+
+    id: str
+    parent_id: str | None
+    created_at: int
+    message: str
+    metadata: dict[str, Any]
+    nodes: tuple[NodeSnapshot, ...]
+    loose: tuple[LooseObject, ...] = ()
+
+    def __post_init__(self) -> None:
+        paths = [n.path for n in self.nodes]
+        if any(a >= b for a, b in zip(paths, paths[1:], strict=False)):
+            raise ValueError("snapshot nodes must be sorted by path, without duplicates")
+
+    def node(self, path: str) -> NodeSnapshot | None:
+        """The node at `path`, or None (binary search over the sorted nodes)."""
+        i = bisect.bisect_left(self.nodes, path, key=lambda n: n.path)
+        if i < len(self.nodes) and self.nodes[i].path == path:
+            return self.nodes[i]
+        return None
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Snapshot)
+
+
+def encode_snapshot(s: Snapshot) -> bytes:
+    """Encode a snapshot as a binary vrepo file."""
+    return encode_binary(FileType.SNAPSHOT, _encoder.encode(s))
+
+
+def decode_snapshot(data: bytes | bytearray | memoryview, *, what: str) -> Snapshot:
+    """Decode and verify a snapshot file; `FormatError` if it is corrupt or not a snapshot."""
+    payload = decode_binary(data, FileType.SNAPSHOT, what=what)
+    try:
+        return _decoder.decode(payload)
+    except (msgspec.DecodeError, ValueError) as e:
+        raise FormatError(f"{what} has an invalid snapshot body ({e}); the file is corrupt") from e

@@ -1,0 +1,341 @@
+"""The repository: configuration, branches, tags, history, and sessions over one storage.
+
+Names follow Icechunk's Python API where the concepts match, so switching is easy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from vrepo._sync import run_sync
+from vrepo.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    ObjectNotFoundError,
+    RefExistsError,
+    RefNotFoundError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    SnapshotNotFoundError,
+)
+from vrepo.format import (
+    FORMAT_VERSION,
+    REPO_INFO_KEY,
+    RefRecord,
+    RepoConfig,
+    RepoInfo,
+    Snapshot,
+    TransactionLog,
+    decode_repo_info,
+    encode_repo_info,
+    new_id,
+)
+from vrepo.objects import ObjectIO, snapshot_key, transaction_key
+from vrepo.refs import RefHead, RefKind, history, list_names, now_us, read_head, write_record
+from vrepo.session import Session
+from vrepo.storage import Storage, as_storage
+
+INITIAL_MESSAGE = "Repository initialized"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One entry of a history: a snapshot's id, parent, time, message and metadata."""
+
+    id: str
+    parent_id: str | None
+    written_at: dt.datetime
+    message: str
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> SnapshotInfo:
+        return cls(
+            id=snapshot.id,
+            parent_id=snapshot.parent_id,
+            written_at=_from_us(snapshot.created_at),
+            message=snapshot.message,
+            metadata=dict(snapshot.metadata),
+        )
+
+
+def _from_us(micros: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(micros / 1e6, tz=dt.UTC)
+
+
+def _to_us(when: dt.datetime) -> int:
+    if not isinstance(when, dt.datetime):
+        raise InvalidArgumentError(f"as_of must be a datetime, not {type(when).__name__}")
+    if when.tzinfo is None:
+        raise InvalidArgumentError(
+            "as_of must be timezone-aware (e.g. datetime.now(timezone.utc)); a naive "
+            "datetime is ambiguous"
+        )
+    return int(when.timestamp() * 1_000_000)
+
+
+class Repository:
+    """A vrepo repository: open with `Repository.open`, `create` or `open_or_create`."""
+
+    def __init__(self, storage: Storage, info: RepoInfo) -> None:
+        self._storage = storage
+        self._info = info
+        self._objects = ObjectIO(storage, info.config)
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, storage: Storage | str | os.PathLike[str], config: RepoConfig | None = None
+    ) -> Repository:
+        """Create a new repository with a ``main`` branch holding an empty first snapshot."""
+        return run_sync(cls._create(as_storage(storage), config or RepoConfig()))
+
+    @classmethod
+    async def _create(cls, storage: Storage, config: RepoConfig) -> Repository:
+        if await storage.exists(REPO_INFO_KEY):
+            raise RepositoryExistsError(
+                f"a repository already exists at {storage.url}; open it with Repository.open"
+            )
+        info = RepoInfo(format_version=FORMAT_VERSION, created_at=now_us(), config=config)
+        repo = cls(storage, info)
+        first = Snapshot(
+            id=new_id(),
+            parent_id=None,
+            created_at=info.created_at,
+            message=INITIAL_MESSAGE,
+            metadata={},
+            nodes=(),
+        )
+        log = TransactionLog(first.id, (), (), (), (), (), ())
+        await repo._objects.put_snapshot(first, log)
+        await storage.make_durable([snapshot_key(first.id), transaction_key(first.id)])
+        if not await storage.put_if_absent(REPO_INFO_KEY, encode_repo_info(info)):
+            raise RepositoryExistsError(
+                f"another process created a repository at {storage.url} at the same time; "
+                "open it with Repository.open"
+            )
+        await write_record(storage, RefHead("branch", "main", None), "create", first.id)
+        return repo
+
+    @classmethod
+    def open(cls, storage: Storage | str | os.PathLike[str]) -> Repository:
+        """Open an existing repository; `RepositoryNotFoundError` if there is none."""
+        return run_sync(cls._open(as_storage(storage)))
+
+    @classmethod
+    async def _open(cls, storage: Storage) -> Repository:
+        try:
+            data = await storage.get(REPO_INFO_KEY)
+        except ObjectNotFoundError:
+            raise RepositoryNotFoundError(
+                f"no vrepo repository at {storage.url}; create one with Repository.create"
+            ) from None
+        return cls(storage, decode_repo_info(data, what=f"{storage.url}/{REPO_INFO_KEY}"))
+
+    @classmethod
+    def open_or_create(
+        cls, storage: Storage | str | os.PathLike[str], config: RepoConfig | None = None
+    ) -> Repository:
+        """Open the repository at ``storage``, creating it first if there is none."""
+        storage = as_storage(storage)
+        try:
+            return cls.open(storage)
+        except RepositoryNotFoundError:
+            try:
+                return cls.create(storage, config)
+            except RepositoryExistsError:
+                return cls.open(storage)
+
+    @staticmethod
+    def exists(storage: Storage | str | os.PathLike[str]) -> bool:
+        """Whether a repository exists at ``storage``."""
+        return run_sync(as_storage(storage).exists(REPO_INFO_KEY))
+
+    # --- properties ------------------------------------------------------------------------
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def config(self) -> RepoConfig:
+        """The repository's persisted configuration."""
+        return self._info.config
+
+    def save_config(self, config: RepoConfig) -> None:
+        """Persist a new configuration; later sessions use it."""
+        if not isinstance(config, RepoConfig):
+            raise InvalidArgumentError("save_config takes a vrepo.RepoConfig")
+        info = RepoInfo(self._info.format_version, self._info.created_at, config)
+        run_sync(self._storage.put(REPO_INFO_KEY, encode_repo_info(info)))
+        self._info = info
+        self._objects = ObjectIO(self._storage, config)
+
+    def __repr__(self) -> str:
+        return f"<vrepo.Repository {self._storage.url}>"
+
+    # --- sessions --------------------------------------------------------------------------
+
+    def writable_session(self, branch: str = "main") -> Session:
+        """A session that commits to ``branch``, starting from its current head."""
+        head = self._existing_head("branch", branch)
+        return Session(self._objects, head.record.snapshot_id, head=head, read_only=False)
+
+    def readonly_session(
+        self,
+        branch: str | None = None,
+        *,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        as_of: dt.datetime | None = None,
+    ) -> Session:
+        """A read-only session on a branch head (default ``main``), a tag, or a snapshot.
+
+        With ``as_of``, reads the newest snapshot in that ref's history written at or before
+        that (timezone-aware) time: time travel by date.
+        """
+        snapshot, head = self._resolve(branch, tag, snapshot_id)
+        if as_of is not None:
+            limit = _to_us(as_of)
+            for older in self._walk(snapshot):
+                if older.created_at <= limit:
+                    snapshot = older.id
+                    break
+            else:
+                raise RefNotFoundError(
+                    f"no snapshot was written at or before {as_of.isoformat()}; the oldest "
+                    "is the repository's first commit"
+                )
+        return Session(self._objects, snapshot, head=head, read_only=True)
+
+    # --- history -----------------------------------------------------------------------------
+
+    def ancestry(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+    ) -> Iterator[SnapshotInfo]:
+        """The snapshots from a ref (default: branch ``main``) back to the first, newest first."""
+        start, _ = self._resolve(branch, tag, snapshot_id)
+        for snapshot in self._walk(start):
+            yield SnapshotInfo.from_snapshot(snapshot)
+
+    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        """The id, parent, time, message and metadata of one snapshot."""
+        return SnapshotInfo.from_snapshot(run_sync(self._objects.get_snapshot(snapshot_id)))
+
+    def _walk(self, snapshot_id: str) -> Iterator[Snapshot]:
+        current: str | None = snapshot_id
+        while current is not None:
+            snapshot = run_sync(self._objects.get_snapshot(current))
+            yield snapshot
+            current = snapshot.parent_id
+
+    def _resolve(
+        self, branch: str | None, tag: str | None, snapshot_id: str | None
+    ) -> tuple[str, RefHead | None]:
+        given = [x is not None for x in (branch, tag, snapshot_id)]
+        if sum(given) > 1:
+            raise InvalidArgumentError("pass only one of branch=, tag= or snapshot_id=")
+        if snapshot_id is not None:
+            run_sync(self._objects.get_snapshot(snapshot_id))  # raises if absent
+            return snapshot_id, None
+        kind, name = ("tag", tag) if tag is not None else ("branch", branch or "main")
+        head = self._existing_head(kind, name)
+        return head.record.snapshot_id, head
+
+    def _existing_head(self, kind: RefKind, name: str) -> RefHead:
+        head = run_sync(read_head(self._storage, kind, name))
+        if not head.exists:
+            others = ", ".join(run_sync(list_names(self._storage, kind))) or "none"
+            gone = " (it was deleted)" if head.record is not None else ""
+            raise RefNotFoundError(f"no {kind} named {name!r}{gone}; existing {kind}es: {others}")
+        return head
+
+    def _check_snapshot(self, snapshot_id: str) -> None:
+        if not run_sync(self._objects.snapshot_exists(snapshot_id)):
+            raise SnapshotNotFoundError(
+                f"snapshot {snapshot_id!r} does not exist in this repository; "
+                "find ids with repo.ancestry()"
+            )
+
+    # --- branches --------------------------------------------------------------------------
+
+    def create_branch(self, name: str, snapshot_id: str) -> None:
+        """Create branch ``name`` pointing at ``snapshot_id`` (a deleted name may be reused)."""
+        head = run_sync(read_head(self._storage, "branch", name))
+        if head.exists:
+            raise RefExistsError(
+                f"branch {name!r} already exists; move it with reset_branch or pick another name"
+            )
+        self._check_snapshot(snapshot_id)
+        if run_sync(write_record(self._storage, head, "create", snapshot_id)) is None:
+            raise RefExistsError(f"branch {name!r} was created by someone else just now")
+
+    def list_branches(self) -> list[str]:
+        """Names of all existing branches, sorted."""
+        return run_sync(list_names(self._storage, "branch"))
+
+    def lookup_branch(self, name: str) -> str:
+        """The snapshot id at the head of branch ``name``."""
+        return self._existing_head("branch", name).record.snapshot_id
+
+    def reset_branch(self, name: str, snapshot_id: str) -> None:
+        """Point branch ``name`` at ``snapshot_id`` (recorded in the branch's history)."""
+        head = self._existing_head("branch", name)
+        self._check_snapshot(snapshot_id)
+        if run_sync(write_record(self._storage, head, "reset", snapshot_id)) is None:
+            raise ConflictError(f"branch {name!r} moved while resetting it; try again")
+
+    def delete_branch(self, name: str) -> None:
+        """Delete branch ``name`` (its history stays readable through its snapshots)."""
+        if name == "main":
+            raise InvalidArgumentError(
+                "the main branch cannot be deleted; reset it with reset_branch instead"
+            )
+        head = self._existing_head("branch", name)
+        if run_sync(write_record(self._storage, head, "delete", None)) is None:
+            raise ConflictError(f"branch {name!r} moved while deleting it; try again")
+
+    def branch_history(self, name: str) -> list[RefRecord]:
+        """Every move of branch ``name``, newest first: create, commit, reset, delete."""
+        records = run_sync(history(self._storage, "branch", name))
+        if not records:
+            raise RefNotFoundError(f"branch {name!r} never existed")
+        return records
+
+    # --- tags --------------------------------------------------------------------------------
+
+    def create_tag(self, name: str, snapshot_id: str) -> None:
+        """Tag ``snapshot_id`` as ``name``. Tags never move, and names are never reused."""
+        head = run_sync(read_head(self._storage, "tag", name))
+        if head.record is not None:
+            state = "exists" if head.exists else "existed and was deleted"
+            raise RefExistsError(
+                f"tag {name!r} {state}; tags never move and their names are not reused, "
+                "so choose another name"
+            )
+        self._check_snapshot(snapshot_id)
+        if run_sync(write_record(self._storage, head, "create", snapshot_id)) is None:
+            raise RefExistsError(f"tag {name!r} was created by someone else just now")
+
+    def list_tags(self) -> list[str]:
+        """Names of all existing tags, sorted."""
+        return run_sync(list_names(self._storage, "tag"))
+
+    def lookup_tag(self, name: str) -> str:
+        """The snapshot id tag ``name`` points at."""
+        return self._existing_head("tag", name).record.snapshot_id
+
+    def delete_tag(self, name: str) -> None:
+        """Delete tag ``name``; the name stays reserved so it can never point elsewhere."""
+        head = self._existing_head("tag", name)
+        if run_sync(write_record(self._storage, head, "delete", None)) is None:
+            raise RefExistsError(f"tag {name!r} was deleted by someone else just now")

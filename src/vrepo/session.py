@@ -1,0 +1,339 @@
+"""Sessions: a read view of one snapshot plus, when writable, a change set to commit.
+
+A writable session is tied to a branch; `commit` publishes its changes as one new snapshot by
+creating the branch's next ref record, or raises `ConflictError` if the branch moved.
+A `ForkSession` is a small picklable child for workers: it writes, its parent merges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from vrepo._sync import run_sync
+from vrepo.changeset import ChangeSet, raise_on_overlap
+from vrepo.content import ChangeSummary, Content
+from vrepo.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NoChangesError,
+    ReadOnlyError,
+    VRepoError,
+)
+from vrepo.objects import ObjectIO
+from vrepo.refs import RefHead, read_head, write_record
+
+if TYPE_CHECKING:
+    from vrepo.zarr_store import VRepoStore
+
+OnConflict = Literal["error", "ours", "theirs"]
+
+
+class Session:
+    """A view of one snapshot; writable sessions also hold uncommitted changes for a branch.
+
+    Open sessions with `Repository.writable_session` / `Repository.readonly_session`.
+    """
+
+    def __init__(
+        self,
+        objects: ObjectIO,
+        snapshot_id: str,
+        *,
+        head: RefHead | None = None,
+        read_only: bool = True,
+    ) -> None:
+        self._objects = objects
+        self._snapshot_id = snapshot_id
+        self._head = head
+        self._read_only = read_only
+        self._id = uuid.uuid4().hex
+        self._content: Content | None = None
+        self._content_lock = asyncio.Lock()
+        self._fork_bases: set[str] = set()
+        self._store: VRepoStore | None = None
+
+    # --- properties ------------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this session refuses writes."""
+        return self._read_only
+
+    @property
+    def snapshot_id(self) -> str:
+        """The snapshot this session reads from (its base, for a writable session)."""
+        return self._snapshot_id
+
+    @property
+    def branch(self) -> str | None:
+        """The branch a writable session commits to; for read-only ones, the branch read."""
+        return self._head.name if self._head and self._head.kind == "branch" else None
+
+    @property
+    def store(self) -> VRepoStore:
+        """A zarr store over this session (zarr-python 3, Zarr format 3)."""
+        if self._store is None:
+            from vrepo.zarr_store import VRepoStore  # the one upward reference; see design.md
+
+            self._store = VRepoStore(self, read_only=self._read_only)
+        return self._store
+
+    @property
+    def has_uncommitted_changes(self) -> bool:
+        return self._content is not None and not self._content.changes.is_empty()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self._read_only else "writable"
+        where = f"branch={self.branch!r}, " if self.branch else ""
+        return f"<{type(self).__name__} {mode} {where}snapshot={self._snapshot_id}>"
+
+    # --- content -----------------------------------------------------------------------------
+
+    async def _ensure_content(self) -> Content:
+        if self._content is None:
+            snapshot = await self._objects.get_snapshot(self._snapshot_id)
+            if self._content is None:
+                self._content = Content(self._objects, snapshot)
+        return self._content
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise ReadOnlyError(
+                "this session is read-only; open one with repo.writable_session(branch) to write"
+            )
+
+    def status(self) -> ChangeSummary:
+        """What this session would commit: new, updated and deleted nodes, chunk counts."""
+        return run_sync(self._ensure_content()).summary()
+
+    def discard_changes(self) -> None:
+        """Forget every uncommitted change (written chunks become garbage, collected later)."""
+        self._check_writable()
+        content = run_sync(self._ensure_content())
+        self._content = Content(self._objects, content.base)
+        self._fork_bases.clear()
+
+    # --- commit ------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        allow_empty: bool = False,
+    ) -> str:
+        """Publish the changes as one new snapshot on the branch and return its id.
+
+        All or nothing: a reader sees either the old head or the whole new snapshot. If the
+        branch moved since this session started, raises `ConflictError` and keeps the changes.
+        """
+        return run_sync(self.commit_async(message, metadata, allow_empty=allow_empty))
+
+    async def commit_async(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        allow_empty: bool = False,
+    ) -> str:
+        """Async form of `commit`."""
+        self._check_writable()
+        if not isinstance(message, str):
+            raise InvalidArgumentError(
+                f"commit message must be a str, not {type(message).__name__}"
+            )
+        metadata = _validated_metadata(metadata)
+        content = await self._ensure_content()
+        if content.changes.is_empty() and not allow_empty:
+            raise NoChangesError(
+                "nothing to commit: this session has no changes (pass allow_empty=True to "
+                "record an empty commit)"
+            )
+        snapshot, keys = await content.flush(message, metadata)
+        await self._objects.make_durable(keys)
+        record = await write_record(self._objects.storage, self._head, "commit", snapshot.id)
+        if record is None:
+            current = await read_head(self._objects.storage, "branch", self._head.name)
+            moved_to = current.record.snapshot_id if current.record else None
+            raise ConflictError(
+                f"branch {self._head.name!r} moved since this session started (it was at "
+                f"{self._snapshot_id}, now at {moved_to}); your changes are kept in the "
+                "session: commit them from a new session on the new head",
+            )
+        self._head = RefHead("branch", self._head.name, record)
+        self._snapshot_id = snapshot.id
+        self._content = Content(self._objects, snapshot)
+        self._fork_bases.clear()
+        return snapshot.id
+
+    # --- forks ---------------------------------------------------------------------------------
+
+    def fork(self) -> ForkSession:
+        """A small, picklable session for a worker, seeing everything this session sees.
+
+        Uncommitted changes are flushed to an unpublished snapshot the fork reads from, so
+        the fork's size does not grow with this session's changes. Merge it back with
+        `merge`; only this session can.
+        """
+        self._check_writable()
+        return run_sync(self._fork())
+
+    async def _fork(self) -> ForkSession:
+        content = await self._ensure_content()
+        base_id = self._snapshot_id
+        if not content.changes.is_empty():
+            snapshot, _ = await content.flush("fork base (unpublished)", {})
+            base_id = snapshot.id
+        self._fork_bases.add(base_id)
+        return ForkSession(self._objects, base_id, parent_id=self._id, branch=self.branch)
+
+    def merge(self, *forks: ForkSession, on_conflict: OnConflict = "error") -> None:
+        """Fold forks' changes into this session (they commit with it).
+
+        Two forks writing the same chunk raise `ChunkConflictError` naming array and
+        coordinates, unless ``on_conflict`` is "ours" (keep the earlier) or "theirs".
+        """
+        self._check_writable()
+        for fork in forks:
+            if not isinstance(fork, ForkSession) or fork._parent_id != self._id:
+                raise InvalidArgumentError(
+                    "can only merge forks made by this session's fork(); got "
+                    f"{fork!r}, which belongs to another session"
+                )
+            if fork._snapshot_id not in self._fork_bases:
+                raise InvalidArgumentError(
+                    f"fork based on {fork._snapshot_id} predates this session's last commit or "
+                    "discard; fork again and redo its work"
+                )
+        combined = ChangeSet()
+        for fork in forks:
+            if fork._content is not None:
+                combined.merge(fork._content.changes, on_conflict)
+        content = run_sync(self._ensure_content())
+        _apply(content, combined, on_conflict)
+
+    # --- pickling ------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        if not self._read_only:
+            raise VRepoError(
+                "a writable session cannot be pickled: its uncommitted changes would be "
+                "silently split. Call session.fork() and send the fork to workers instead, "
+                "then session.merge(*forks)."
+            )
+        return {"objects": self._objects, "snapshot_id": self._snapshot_id, "head": self._head}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Session.__init__(
+            self, state["objects"], state["snapshot_id"], head=state["head"], read_only=True
+        )
+
+
+class ForkSession(Session):
+    """A writable child of a session, for workers; picklable; merged back by its parent."""
+
+    def __init__(self, objects: ObjectIO, snapshot_id: str, *, parent_id: str, branch: str | None):
+        super().__init__(objects, snapshot_id, read_only=False)
+        self._parent_id = parent_id
+        self._branch_name = branch
+
+    @property
+    def branch(self) -> str | None:
+        return self._branch_name
+
+    def commit(self, *args: Any, **kwargs: Any) -> str:
+        raise VRepoError(
+            "a fork cannot commit; return it to the coordinator, which calls "
+            "session.merge(*forks) and then session.commit(...)"
+        )
+
+    commit_async = commit  # type: ignore[assignment]
+
+    def fork(self) -> ForkSession:
+        raise VRepoError("fork the coordinator's session, not a fork")
+
+    def merge(self, *forks: ForkSession, on_conflict: OnConflict = "error") -> None:
+        """Combine sibling forks into this one (for tree reductions)."""
+        for fork in forks:
+            if not isinstance(fork, ForkSession) or (fork._parent_id, fork._snapshot_id) != (
+                self._parent_id,
+                self._snapshot_id,
+            ):
+                raise InvalidArgumentError("can only merge forks made by the same fork() call")
+        mine = run_sync(self._ensure_content()).changes
+        for fork in forks:
+            if fork._content is not None:
+                mine.merge(fork._content.changes, on_conflict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        changes = self._content.changes if self._content is not None else ChangeSet()
+        return {
+            "objects": self._objects,
+            "snapshot_id": self._snapshot_id,
+            "id": self._id,
+            "parent_id": self._parent_id,
+            "branch": self._branch_name,
+            "changes": changes,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        ForkSession.__init__(
+            self,
+            state["objects"],
+            state["snapshot_id"],
+            parent_id=state["parent_id"],
+            branch=state["branch"],
+        )
+        self._id = state["id"]
+        self._pending_changes: ChangeSet | None = state["changes"]
+
+    async def _ensure_content(self) -> Content:
+        if self._content is None:
+            snapshot = await self._objects.get_snapshot(self._snapshot_id)
+            if self._content is None:
+                pending = getattr(self, "_pending_changes", None)
+                self._content = Content(self._objects, snapshot, pending)
+        return self._content
+
+
+def _apply(content: Content, changes: ChangeSet, on_conflict: OnConflict) -> None:
+    """Apply a fork-relative change set to a session's content."""
+    current = content.changes
+    if on_conflict == "error":
+        raise_on_overlap(current, changes)
+    for path in changes.dropped:
+        content.delete_node(path)
+    for path, meta in changes.nodes.items():
+        content.set_node(path, meta)
+    for path, refs in changes.chunks.items():
+        view = content.node(path)
+        if view is None or view.kind != "array":
+            raise VRepoError(
+                f"a fork wrote chunks to {path}, which is no longer an array in this session"
+            )
+        for coords, ref in refs.items():
+            if on_conflict == "ours" and coords in current.chunks.get(path, {}):
+                continue
+            current.set_chunk(path, coords, ref)
+    for key, ref in changes.loose.items():
+        if on_conflict == "ours" and key in current.loose:
+            continue
+        current.loose[key] = ref
+
+
+def _validated_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidArgumentError(f"commit metadata must be a dict, not {type(metadata).__name__}")
+    try:
+        return msgspec.json.decode(msgspec.json.encode(metadata))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidArgumentError(
+            f"commit metadata must be JSON-compatible (str keys; str, number, bool, None, "
+            f"list, dict values): {exc}"
+        ) from exc

@@ -1,0 +1,75 @@
+"""The one interface through which vrepo touches bytes at rest.
+
+Keys are relative, '/'-separated paths such as ``snapshots/ABC`` or ``refs/branch.main/x.json``;
+every backend validates them (see `vrepo.storage._keys`) so nothing escapes the root.
+All methods are coroutines; backends do blocking I/O off the event loop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+
+class Storage(ABC):
+    """Async object storage: whole/ranged reads, writes, atomic create, delete, listing.
+
+    A storage object pickles as its configuration only and re-creates clients lazily in the
+    process that unpickles it. Equality compares configuration (same location, same options).
+    """
+
+    @abstractmethod
+    async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        """Return the object's bytes, or bytes ``[start, end)`` of it.
+
+        A range reaching past the end is clipped. Raises `ObjectNotFoundError` if absent.
+        """
+
+    @abstractmethod
+    async def put(self, key: str, data: bytes | memoryview) -> None:
+        """Create or replace an object. Readers see the old or the new bytes, never a mix."""
+
+    @abstractmethod
+    async def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
+        """Atomically create an object only if no object has that key.
+
+        Returns True if this call created it, False if the key already existed (in which case
+        nothing is changed). Exactly one of many concurrent callers, in any process, wins.
+        A created object is durable when this returns.
+        """
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove an object; removing a missing key is not an error."""
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool:
+        """Whether an object with this key exists."""
+
+    @abstractmethod
+    async def list(self, prefix: str, *, limit: int | None = None) -> list[str]:
+        """Keys starting with ``prefix``, sorted lexicographically; the first ``limit`` if given.
+
+        ``prefix`` is a plain string prefix (``"refs/branch.main/"``), not a glob.
+        """
+
+    @abstractmethod
+    async def make_durable(self, keys: Iterable[str]) -> None:
+        """Ensure the given, already written, keys are on stable storage.
+
+        Called by a commit before it publishes the ref record that depends on those objects.
+        Backends whose writes are durable on return (S3, memory) do nothing.
+        """
+
+    @property
+    def supports_atomic_create(self) -> bool:
+        """Whether `put_if_absent` is atomic across processes (required for safe commits)."""
+        return True
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """A short, credential-free description of the location, for messages and repr."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

@@ -1,0 +1,404 @@
+"""Storage on a local (or network-mounted) filesystem: the default backend.
+
+Each key is a file below the root. Writes go to a temporary file (named with a leading '.',
+so it can never be mistaken for a key) in the target's directory and are then renamed or
+hard-linked into place, so readers never see partial objects. Durability is explicit: `put`
+only starts writeback, `make_durable` and `put_if_absent` fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import secrets
+import stat
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from vrepo.errors import ObjectNotFoundError, StorageError
+from vrepo.storage._keys import first_keys, validate_byte_range, validate_key, validate_prefix
+from vrepo.storage.base import Storage
+
+_T = TypeVar("_T")
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_READ_FLAGS = os.O_RDONLY | _O_CLOEXEC | _O_BINARY
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
+_DURABLE_WORKERS = 8
+_TEMP_NAME_CHARS = 64  # keeps '.<name>.<hex>.tmp' well below NAME_MAX (255)
+# os.link errors meaning "this filesystem cannot hard-link", not "the target exists".
+_NO_LINK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "ENOSYS")
+    if hasattr(errno, name)
+)
+
+
+def _load_sync_file_range() -> Callable[[int], None]:
+    """Resolve Linux ``sync_file_range`` once; elsewhere (or on failure) return a no-op."""
+    if not sys.platform.startswith("linux"):
+        return lambda fd: None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        func = libc.sync_file_range
+    except (OSError, AttributeError):
+        return lambda fd: None
+    func.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    func.restype = ctypes.c_int
+    sync_file_range_write = 2  # SYNC_FILE_RANGE_WRITE: start writeback, do not wait
+
+    def start_writeback(fd: int) -> None:
+        # A hint only: a failure (e.g. ESPIPE, EINVAL on some filesystems) is harmless.
+        func(fd, 0, 0, sync_file_range_write)
+
+    return start_writeback
+
+
+_start_writeback = _load_sync_file_range()
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` (os.write may write less than asked)."""
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+if hasattr(os, "pread"):
+    _pread = os.pread
+else:  # Windows; safe because every call uses its own file descriptor
+
+    def _pread(fd: int, size: int, offset: int) -> bytes:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, size)
+
+
+def _read_upto(fd: int, size: int, offset: int) -> bytes:
+    """Read ``size`` bytes at ``offset``, fewer only at end of file."""
+    data = _pread(fd, size, offset)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        part = _pread(fd, size - got, offset + got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _fsync_path(path: str) -> None:
+    """fsync a file or directory by path."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: str) -> None:
+    """fsync a directory so new entries in it survive a crash (not possible on Windows)."""
+    if os.name == "posix":
+        _fsync_path(path)
+
+
+class LocalStorage(Storage):
+    """Objects as files below a root directory; safe for many threads and processes.
+
+    The root is made absolute at construction and created on the first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        self._init_caches()
+
+    def _init_caches(self) -> None:
+        self._dirs: set[str] = set()  # directories known to exist
+        self._unsynced_dirs: set[str] = set()  # dirs with a new subdirectory not yet fsynced
+        self._links_supported = True
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # --- identity and pickling ---------------------------------------------------------
+
+    @property
+    def root(self) -> str:
+        """The absolute path of the root directory."""
+        return self._root
+
+    @property
+    def url(self) -> str:
+        """``file://`` followed by the absolute root path."""
+        return f"file://{self._root}"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._root == self._root  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._root))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self._root}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._root = state["root"]
+        self._init_caches()
+
+    # --- paths -------------------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        validate_key(key)
+        if os.sep != "/":
+            key = key.replace("/", os.sep)
+        return self._root + os.sep + key
+
+    def _ensure_dir(self, directory: str) -> None:
+        """Create ``directory`` and missing parents, remembering what needs an fsync."""
+        if directory in self._dirs:
+            return
+        missing = []
+        current = directory
+        while not os.path.isdir(current):
+            missing.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        for path in reversed(missing):
+            # FileExistsError: made concurrently, maybe by a process that never fsyncs it.
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+            self._unsynced_dirs.add(os.path.dirname(path))
+        self._dirs.add(directory)
+
+    def _open_temp(self, path: str) -> tuple[int, str]:
+        """Create a temporary file next to ``path``, creating its directory if needed."""
+        directory, name = os.path.split(path)
+        temp = os.path.join(directory, f".{name[:_TEMP_NAME_CHARS]}.{secrets.token_hex(8)}.tmp")
+        self._ensure_dir(directory)
+        try:
+            return os.open(temp, _CREATE_FLAGS, 0o666), temp
+        except FileNotFoundError:  # directory removed behind our back: forget and retry
+            self._dirs.discard(directory)
+            self._ensure_dir(directory)
+            return os.open(temp, _CREATE_FLAGS, 0o666), temp
+
+    def _sync_new_dirs(self, directory: str) -> None:
+        """fsync the directories above ``directory`` that gained a subdirectory."""
+        if not self._unsynced_dirs:
+            return
+        current = directory
+        while True:
+            parent = os.path.dirname(current)
+            if parent in self._unsynced_dirs:
+                _fsync_dir(parent)
+                self._unsynced_dirs.discard(parent)  # only after the fsync succeeded
+            if parent == current:
+                return
+            current = parent
+
+    # --- blocking implementations (run in a worker thread) -----------------------------
+
+    def _get_sync(self, key: str, path: str, byte_range: tuple[int, int] | None) -> bytes:
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ObjectNotFoundError(key) from None
+        except PermissionError:
+            if os.path.isdir(path):  # Windows refuses to open directories
+                raise ObjectNotFoundError(key) from None
+            raise
+        try:
+            if byte_range is None:
+                st = os.fstat(fd)
+                if stat.S_ISDIR(st.st_mode):
+                    raise ObjectNotFoundError(key)
+                return _read_upto(fd, st.st_size, 0)
+            start, end = byte_range
+            return _read_upto(fd, end - start, start) if end > start else b""
+        except IsADirectoryError:
+            raise ObjectNotFoundError(key) from None
+        finally:
+            os.close(fd)
+
+    def _put_sync(self, path: str, data: bytes | memoryview) -> None:
+        fd, temp = self._open_temp(path)
+        try:
+            try:
+                _write_all(fd, data)
+                _start_writeback(fd)  # makes the later make_durable fsync cheap
+            finally:
+                os.close(fd)
+            os.replace(temp, path)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+
+    def _put_if_absent_sync(self, path: str, data: bytes | memoryview) -> bool:
+        if not self._links_supported:
+            return self._create_exclusive(path, data)
+        fd, temp = self._open_temp(path)
+        try:
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, path)  # atomic: fails if the target exists
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in _NO_LINK_ERRNOS:
+                    raise
+                self._links_supported = False
+                return self._create_exclusive(path, data)
+        finally:
+            _unlink_quietly(temp)
+        self._sync_dir(os.path.dirname(path))
+        return True
+
+    def _sync_dir(self, directory: str) -> None:
+        """fsync a directory and the new directories above it."""
+        _fsync_dir(directory)
+        self._sync_new_dirs(directory)
+
+    def _create_exclusive(self, path: str, data: bytes | memoryview) -> bool:
+        """put_if_absent without hard links: O_EXCL creation, then write.
+
+        Creation is still atomic (one winner), but content visibility is not: another
+        process may briefly see the file empty or partly written.
+        """
+        directory = os.path.dirname(path)
+        self._ensure_dir(directory)
+        try:
+            fd = os.open(path, _CREATE_FLAGS, 0o666)
+        except FileExistsError:
+            return False
+        try:
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            _unlink_quietly(path)  # do not leave a truncated object behind
+            raise
+        self._sync_dir(directory)
+        return True
+
+    def _list_sync(self, prefix: str, limit: int | None) -> list[str]:
+        base_key, _, name_prefix = prefix.rpartition("/")
+        base = self._root + (os.sep + base_key.replace("/", os.sep) if base_key else "")
+        key_start = base_key + "/" if base_key else ""
+        found: list[str] = []
+        stack = [(base, key_start, name_prefix)]
+        while stack:
+            directory, start, wanted = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") or not name.startswith(wanted):
+                    continue  # temporary files and dot-names are never keys
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, start + name + "/", ""))
+                elif entry.is_file():
+                    found.append(start + name)
+        return first_keys(found, limit)
+
+    def _exists_sync(self, path: str) -> bool:
+        return os.path.isfile(path)
+
+    def _delete_sync(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            os.unlink(path)
+
+    def _fsync_object(self, key: str, path: str) -> None:
+        try:
+            if not os.path.isfile(path):
+                raise ObjectNotFoundError(key)
+            _fsync_path(path)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(key) from None
+
+    def _durable_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(_DURABLE_WORKERS, "vrepo-fsync")
+                weakref.finalize(self, self._pool.shutdown, wait=False)
+            return self._pool
+
+    # --- async interface ---------------------------------------------------------------
+
+    async def _run(self, verb: str, key: str, func: Callable[..., _T], *args: Any) -> _T:
+        """Run blocking ``func`` in the loop's default executor; OSError → StorageError."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+        except OSError as exc:
+            raise StorageError(f"{verb} {key!r} in {self.url} failed: {exc}") from exc
+
+    async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        """Read a file, or bytes ``[start, end)`` of it (clipped at end of file)."""
+        path = self._path(key)
+        validate_byte_range(byte_range)
+        return await self._run("reading", key, self._get_sync, key, path, byte_range)
+
+    async def put(self, key: str, data: bytes | memoryview) -> None:
+        """Write via a temporary file and an atomic rename; not yet durable (see make_durable)."""
+        await self._run("writing", key, self._put_sync, self._path(key), data)
+
+    async def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
+        """Create durably via hard link of an fsynced temp file; False if the key exists."""
+        path = self._path(key)
+        return await self._run("creating", key, self._put_if_absent_sync, path, data)
+
+    async def delete(self, key: str) -> None:
+        """Remove the file if present; directories are left in place."""
+        await self._run("deleting", key, self._delete_sync, self._path(key))
+
+    async def exists(self, key: str) -> bool:
+        """Whether a regular file exists at this key."""
+        return await self._run("checking", key, self._exists_sync, self._path(key))
+
+    async def list(self, prefix: str, *, limit: int | None = None) -> list[str]:
+        """Keys starting with ``prefix``, sorted; walks only the directory the prefix names."""
+        validate_prefix(prefix)
+        return await self._run("listing", prefix, self._list_sync, prefix, limit)
+
+    async def make_durable(self, keys: Iterable[str]) -> None:
+        """fsync the files, their directories, and new directories above them, in parallel."""
+        paths = {key: self._path(key) for key in keys}
+        if not paths:
+            return
+        directories = {os.path.dirname(path) for path in paths.values()}
+        loop = asyncio.get_running_loop()
+        pool = self._durable_pool()
+        try:
+            # Files first, so a missing key is reported as such, not as a missing directory.
+            await asyncio.gather(
+                *(loop.run_in_executor(pool, self._fsync_object, k, p) for k, p in paths.items())
+            )
+            await asyncio.gather(
+                *(loop.run_in_executor(pool, self._sync_dir, d) for d in directories)
+            )
+        except OSError as exc:
+            raise StorageError(f"making objects durable in {self.url} failed: {exc}") from exc
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,189 @@
+"""The binary envelope and JSON records: round trips and every kind of damage."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from vrepo.errors import FormatError
+from vrepo.format.envelope import (
+    FORMAT_VERSION,
+    HEADER_SIZE,
+    MAGIC,
+    FileType,
+    decode_binary,
+    decode_json_record,
+    encode_binary,
+    encode_json_record,
+)
+
+PAYLOAD = b"some payload " * 100
+
+
+def test_binary_round_trip() -> None:
+    data = encode_binary(FileType.SNAPSHOT, PAYLOAD)
+    assert data.startswith(MAGIC)
+    assert len(data) < len(PAYLOAD)  # compressed
+    assert decode_binary(data, FileType.SNAPSHOT, what="snapshot X") == PAYLOAD
+
+
+@pytest.mark.parametrize("payload", [b"", b"x", bytes(range(256)) * 40])
+def test_binary_round_trip_sizes(payload: bytes) -> None:
+    data = encode_binary(FileType.MANIFEST, payload)
+    assert decode_binary(memoryview(data), FileType.MANIFEST, what="m") == payload
+
+
+def test_header_layout() -> None:
+    data = encode_binary(FileType.TRANSACTION_LOG, PAYLOAD)
+    magic, version, ftype, comp, length, _crc = struct.unpack_from("<8sHBBQI", data)
+    assert (magic, version, ftype, comp, length) == (MAGIC, 1, 3, 1, len(PAYLOAD))
+    assert HEADER_SIZE == 24
+
+
+def test_flipped_body_byte_fails_checksum() -> None:
+    data = bytearray(encode_binary(FileType.SNAPSHOT, PAYLOAD))
+    data[HEADER_SIZE + 5] ^= 0x01
+    with pytest.raises(FormatError, match="checksum") as e:
+        decode_binary(bytes(data), FileType.SNAPSHOT, what="snapshot 1A2B")
+    assert "snapshot 1A2B" in str(e.value) and "restore" in str(e.value)
+
+
+@pytest.mark.parametrize("keep", [0, 5, HEADER_SIZE - 1, HEADER_SIZE, HEADER_SIZE + 3, -1])
+def test_truncated(keep: int) -> None:
+    data = encode_binary(FileType.SNAPSHOT, PAYLOAD)
+    with pytest.raises(FormatError, match="snapshot 1A2B"):
+        decode_binary(data[:keep], FileType.SNAPSHOT, what="snapshot 1A2B")
+
+
+def test_wrong_magic() -> None:
+    data = b"NOTVREPO" + encode_binary(FileType.SNAPSHOT, PAYLOAD)[8:]
+    with pytest.raises(FormatError, match="not a vrepo file"):
+        decode_binary(data, FileType.SNAPSHOT, what="snapshot X")
+
+
+def test_wrong_file_type() -> None:
+    data = encode_binary(FileType.MANIFEST, PAYLOAD)
+    with pytest.raises(FormatError, match="holds a manifest, not a snapshot"):
+        decode_binary(data, FileType.SNAPSHOT, what="snapshot X")
+
+
+def test_unknown_file_type() -> None:
+    data = bytearray(encode_binary(FileType.MANIFEST, PAYLOAD))
+    data[10] = 99
+    with pytest.raises(FormatError, match="unknown file type 99"):
+        decode_binary(bytes(data), FileType.MANIFEST, what="manifest X")
+
+
+def test_newer_version() -> None:
+    data = bytearray(encode_binary(FileType.SNAPSHOT, PAYLOAD))
+    struct.pack_into("<H", data, 8, FORMAT_VERSION + 1)
+    with pytest.raises(FormatError, match="newer vrepo.*upgrade vrepo"):
+        decode_binary(bytes(data), FileType.SNAPSHOT, what="snapshot X")
+
+
+def test_version_zero() -> None:
+    data = bytearray(encode_binary(FileType.SNAPSHOT, PAYLOAD))
+    struct.pack_into("<H", data, 8, 0)
+    with pytest.raises(FormatError, match="invalid format version"):
+        decode_binary(bytes(data), FileType.SNAPSHOT, what="snapshot X")
+
+
+def test_wrong_length_in_header() -> None:
+    data = bytearray(encode_binary(FileType.SNAPSHOT, PAYLOAD))
+    struct.pack_into("<Q", data, 12, len(PAYLOAD) - 1)
+    with pytest.raises(FormatError, match="snapshot X"):
+        decode_binary(bytes(data), FileType.SNAPSHOT, what="snapshot X")
+
+
+def test_unknown_compression() -> None:
+    data = bytearray(encode_binary(FileType.SNAPSHOT, PAYLOAD))
+    data[11] = 7
+    with pytest.raises(FormatError, match="compression"):
+        decode_binary(bytes(data), FileType.SNAPSHOT, what="snapshot X")
+
+
+def test_threads_share_nothing() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    payloads = [bytes([i]) * (1000 + i) for i in range(64)]
+
+    def work(p: bytes) -> bool:
+        return decode_binary(encode_binary(FileType.MANIFEST, p), FileType.MANIFEST, what="m") == p
+
+    with ThreadPoolExecutor(8) as ex:
+        assert all(ex.map(work, payloads))
+
+
+# --- JSON records ----------------------------------------------------------------------
+
+BODY = {"ref": "branch.main", "seq": 3, "nested": {"b": [1, 2], "a": "é"}, "none": None}
+
+
+def test_json_round_trip_and_shape() -> None:
+    data = encode_json_record(FileType.REF, BODY)
+    assert data.endswith(b"\n") and b"\n  " in data  # readable
+    record = json.loads(data)
+    assert record["vrepo_format"] == 1 and record["file_type"] == "ref"
+    assert record["checksum"].startswith("crc32:") and len(record["checksum"]) == 14
+    assert list(record) == sorted(record)
+    assert decode_json_record(data, FileType.REF, what="ref X") == BODY
+
+
+def _edit(data: bytes, **changes: object) -> bytes:
+    record = json.loads(data)
+    record.update(changes)
+    return json.dumps(record).encode()
+
+
+def test_json_edited_body_fails_checksum() -> None:
+    data = encode_json_record(FileType.REF, BODY)
+    edited = _edit(data, body={**BODY, "seq": 4})
+    with pytest.raises(FormatError, match="checksum") as e:
+        decode_json_record(edited, FileType.REF, what="ref record refs/branch.main/1.json")
+    assert "refs/branch.main/1.json" in str(e.value)
+
+
+def test_json_reformatted_is_fine() -> None:
+    data = encode_json_record(FileType.REF, BODY)
+    compact = json.dumps(json.loads(data), separators=(",", ":")).encode()
+    assert decode_json_record(compact, FileType.REF, what="ref X") == BODY
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"[1, 2]", "not an object"),
+        (b'{"vrepo_format": 1}', "lacks"),
+    ],
+)
+def test_json_garbage(data: bytes, match: str) -> None:
+    with pytest.raises(FormatError, match=match):
+        decode_json_record(data, FileType.REF, what="ref X")
+
+
+def test_json_wrong_type() -> None:
+    data = encode_json_record(FileType.REPO_INFO, BODY)
+    with pytest.raises(FormatError, match="'repo_info' record, not a 'ref'"):
+        decode_json_record(data, FileType.REF, what="ref X")
+
+
+def test_json_newer_version() -> None:
+    data = _edit(encode_json_record(FileType.REF, BODY), vrepo_format=FORMAT_VERSION + 1)
+    with pytest.raises(FormatError, match="upgrade vrepo"):
+        decode_json_record(data, FileType.REF, what="ref X")
+
+
+def test_json_body_not_object() -> None:
+    data = _edit(encode_json_record(FileType.REF, BODY), body=[1])
+    with pytest.raises(FormatError, match="not a JSON object"):
+        decode_json_record(data, FileType.REF, what="ref X")
+
+
+def test_json_truncated() -> None:
+    data = encode_json_record(FileType.REF, BODY)
+    with pytest.raises(FormatError):
+        decode_json_record(data[: len(data) // 2], FileType.REF, what="ref X")

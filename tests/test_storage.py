@@ -1,0 +1,478 @@
+"""Behaviour of every storage backend, plus the details specific to each."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import errno
+import gc
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vrepo.storage.local as local_module
+from vrepo.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+from vrepo.storage import (
+    LocalStorage,
+    MemoryStorage,
+    Storage,
+    as_storage,
+    local_storage,
+    memory_storage,
+)
+from vrepo.storage._keys import validate_key, validate_prefix
+
+
+@pytest.fixture(params=["local", "memory"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "local":
+        return LocalStorage(tmp_path / "root")
+    return MemoryStorage()
+
+
+def _all_files(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*")}
+
+
+# --- get / put ------------------------------------------------------------------------
+
+
+async def test_round_trip(storage: Storage) -> None:
+    await storage.put("chunks/abc", b"hello world")
+    assert await storage.get("chunks/abc") == b"hello world"
+    await storage.put("repo.json", b"")
+    assert await storage.get("repo.json") == b""
+
+
+async def test_put_accepts_memoryview_and_copies(storage: Storage) -> None:
+    buffer = bytearray(b"abcdef")
+    await storage.put("a/b", memoryview(buffer))
+    buffer[:] = b"XXXXXX"
+    assert await storage.get("a/b") == b"abcdef"
+    numbers = array.array("i", [1, 2, 3])  # a memoryview whose items are 4 bytes wide
+    await storage.put("a/numbers", memoryview(numbers))
+    assert await storage.get("a/numbers") == numbers.tobytes()
+    assert isinstance(await storage.get("a/numbers"), bytes)
+
+
+async def test_large_object(storage: Storage) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    await storage.put("chunks/big", data)
+    assert await storage.get("chunks/big") == data
+    assert await storage.get("chunks/big", (1024, 2 * 1024 * 1024)) == data[1024 : 2 * 1024 * 1024]
+
+
+@pytest.mark.parametrize(
+    ("byte_range", "expected"),
+    [
+        ((0, 3), b"012"),
+        ((2, 5), b"234"),
+        ((7, 100), b"789"),
+        ((0, 10), b"0123456789"),
+        ((10, 20), b""),
+        ((50, 60), b""),
+        ((4, 4), b""),
+    ],
+)
+async def test_byte_ranges(storage: Storage, byte_range: tuple[int, int], expected: bytes) -> None:
+    await storage.put("k", b"0123456789")
+    assert await storage.get("k", byte_range) == expected
+
+
+@pytest.mark.parametrize("byte_range", [(-1, 3), (5, 2)])
+async def test_bad_byte_range(storage: Storage, byte_range: tuple[int, int]) -> None:
+    await storage.put("k", b"0123456789")
+    with pytest.raises(ValueError, match="byte range"):
+        await storage.get("k", byte_range)
+
+
+async def test_get_missing(storage: Storage) -> None:
+    with pytest.raises(ObjectNotFoundError) as info:
+        await storage.get("snapshots/nope")
+    assert info.value.key == "snapshots/nope"
+    with pytest.raises(ObjectNotFoundError):
+        await storage.get("snapshots/nope", (0, 10))
+
+
+async def test_directories_and_files_in_the_path_are_not_objects(storage: Storage) -> None:
+    await storage.put("a/b/c", b"x")
+    for key in ["a", "a/b", "a/b/c/d"]:
+        with pytest.raises(ObjectNotFoundError):
+            await storage.get(key)
+        with pytest.raises(ObjectNotFoundError):
+            await storage.get(key, (0, 1))
+        assert not await storage.exists(key)
+        await storage.delete(key)  # not an object: nothing to delete, no error
+    assert await storage.get("a/b/c") == b"x"
+
+
+async def test_overwrite(storage: Storage) -> None:
+    await storage.put("refs/x", b"first version, longer")
+    await storage.put("refs/x", b"second")
+    assert await storage.get("refs/x") == b"second"
+
+
+# --- put_if_absent --------------------------------------------------------------------
+
+
+async def test_put_if_absent(storage: Storage) -> None:
+    assert await storage.put_if_absent("refs/branch.main/1.json", b"winner")
+    assert not await storage.put_if_absent("refs/branch.main/1.json", b"loser")
+    assert await storage.get("refs/branch.main/1.json") == b"winner"
+    assert await storage.list("refs/") == ["refs/branch.main/1.json"]
+    assert storage.supports_atomic_create
+
+
+async def test_put_if_absent_concurrent_in_one_process(storage: Storage) -> None:
+    results = await asyncio.gather(
+        *(storage.put_if_absent("refs/r/1", f"writer {i}".encode()) for i in range(16))
+    )
+    assert sum(results) == 1
+    assert await storage.get("refs/r/1") == f"writer {results.index(True)}".encode()
+
+
+# --- delete / exists ------------------------------------------------------------------
+
+
+async def test_delete_and_exists(storage: Storage) -> None:
+    assert not await storage.exists("chunks/a")
+    await storage.put("chunks/a", b"1")
+    assert await storage.exists("chunks/a")
+    await storage.delete("chunks/a")
+    assert not await storage.exists("chunks/a")
+    await storage.delete("chunks/a")  # missing is fine
+    await storage.delete("never/existed/at/all")
+    with pytest.raises(ObjectNotFoundError):
+        await storage.get("chunks/a")
+    assert await storage.put_if_absent("chunks/a", b"2")  # a deleted key can be created again
+
+
+# --- list -----------------------------------------------------------------------------
+
+_LIST_KEYS = [
+    "repo.json",
+    "refs/branch.main/1.json",
+    "refs/branch.main/2.json",
+    "refs/branch.mainline/1.json",
+    "refs/tag.v1/1.json",
+    "chunks/b",
+    "chunks/a",
+    "chunks/deep/er/c",
+    "a-b",
+    "a/b",
+    "a0",
+]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("", sorted(_LIST_KEYS)),
+        ("refs/", sorted(k for k in _LIST_KEYS if k.startswith("refs/"))),
+        ("refs", sorted(k for k in _LIST_KEYS if k.startswith("refs/"))),
+        (
+            "refs/branch.ma",
+            ["refs/branch.main/1.json", "refs/branch.main/2.json", "refs/branch.mainline/1.json"],
+        ),
+        ("refs/branch.main/", ["refs/branch.main/1.json", "refs/branch.main/2.json"]),
+        ("refs/branch.main/2", ["refs/branch.main/2.json"]),
+        ("chunks/", ["chunks/a", "chunks/b", "chunks/deep/er/c"]),
+        ("chunks/a", ["chunks/a"]),
+        ("chunks/deep/", ["chunks/deep/er/c"]),
+        ("a", ["a-b", "a/b", "a0"]),
+        ("repo.json", ["repo.json"]),
+        ("repo.json/", []),
+        ("nothing/", []),
+        ("nothing/deeper/x", []),
+        ("z", []),
+    ],
+)
+async def test_list(storage: Storage, prefix: str, expected: list[str]) -> None:
+    for key in _LIST_KEYS:
+        await storage.put(key, key.encode())
+    assert await storage.list(prefix) == expected
+
+
+async def test_list_limit(storage: Storage) -> None:
+    for i in range(20):
+        await storage.put(f"refs/branch.main/{i:04d}.json", b"x")
+    keys = [f"refs/branch.main/{i:04d}.json" for i in range(20)]
+    assert await storage.list("refs/", limit=3) == keys[:3]
+    assert await storage.list("refs/", limit=100) == keys
+    assert await storage.list("refs/", limit=0) == []
+    with pytest.raises(ValueError, match="limit"):
+        await storage.list("refs/", limit=-1)
+
+
+async def test_list_empty_storage(storage: Storage) -> None:
+    assert await storage.list("") == []
+    assert await storage.list("refs/") == []
+
+
+async def test_list_never_shows_temp_or_hidden_files(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await storage.put("refs/branch.main/1.json", b"x")
+    (tmp_path / "refs" / "branch.main" / ".1.json.0123abcd.tmp").write_bytes(b"partial")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "k").write_bytes(b"x")
+    (tmp_path / ".top.tmp").write_bytes(b"x")
+    assert await storage.list("") == ["refs/branch.main/1.json"]
+    assert await storage.list("refs/branch.main/") == ["refs/branch.main/1.json"]
+
+
+async def test_writes_leave_no_temp_files(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await storage.put("a/b", b"1")
+    await storage.put("a/b", b"2")
+    await storage.put_if_absent("a/c", b"3")
+    await storage.put_if_absent("a/c", b"4")
+    assert _all_files(tmp_path) == {"a", "a/b", "a/c"}
+
+
+# --- make_durable ---------------------------------------------------------------------
+
+
+async def test_make_durable(storage: Storage) -> None:
+    await storage.put("chunks/a", b"1")
+    await storage.put("chunks/deep/b", b"2")
+    await storage.put("snapshots/s", b"3")
+    await storage.make_durable(["chunks/a", "chunks/deep/b", "snapshots/s"])
+    await storage.make_durable([])
+    await storage.make_durable(iter(["chunks/a"]))
+    with pytest.raises(ObjectNotFoundError) as info:
+        await storage.make_durable(["chunks/a", "chunks/missing"])
+    assert info.value.key == "chunks/missing"
+    with pytest.raises(ObjectNotFoundError):
+        await storage.make_durable(["no/such/dir/key"])
+
+
+async def test_make_durable_syncs_new_directories(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    await storage.put("x/y/z", b"1")
+    assert storage._unsynced_dirs  # the new directories still need their parents fsynced
+    await storage.make_durable(["x/y/z"])
+    assert not storage._unsynced_dirs
+
+
+async def test_put_if_absent_syncs_new_directories(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    assert await storage.put_if_absent("refs/branch.main/1.json", b"1")
+    assert not storage._unsynced_dirs
+
+
+# --- key validation -------------------------------------------------------------------
+
+BAD_KEYS = [
+    "",
+    "../x",
+    "a/../../b",
+    "a/..",
+    "..",
+    ".",
+    "./a",
+    "/abs",
+    "/",
+    "a//b",
+    "a/",
+    "a\\b",
+    "..\\x",
+    ".hidden",
+    "a/.tmp",
+    "a/\x00b",
+    "a/b\n",
+    "tab\there",
+    "C:/Windows",
+    "c:x",
+    "x" * 1025,
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+async def test_bad_keys_rejected(storage: Storage, key: str, tmp_path: Path) -> None:
+    before = _all_files(tmp_path)
+    operations = [
+        storage.get(key),
+        storage.get(key, (0, 1)),
+        storage.put(key, b"x"),
+        storage.put_if_absent(key, b"x"),
+        storage.delete(key),
+        storage.exists(key),
+        storage.make_durable([key]),
+    ]
+    for operation in operations:
+        with pytest.raises(InvalidKeyError) as info:
+            await operation
+        assert "valid key" in str(info.value)
+    assert _all_files(tmp_path) == before  # nothing created anywhere, inside or outside root
+
+
+def test_valid_keys_accepted() -> None:
+    for key in ["a", "a/b", "refs/branch.main/1.json", "x" * 1024, "a.b/c..d/e.", "a/b:c"]:
+        assert validate_key(key) == key
+
+
+def test_invalid_key_message_explains() -> None:
+    with pytest.raises(InvalidKeyError, match=r"'\.\./x'.*'\.'.*valid key is a relative"):
+        validate_key("../x")
+    with pytest.raises(InvalidKeyError, match="must be a str"):
+        validate_key(b"a")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("prefix", ["/", "/a", "a//", "../", "..", ".x", "a/..", "a/.", "a\\b"])
+async def test_bad_prefixes_rejected(storage: Storage, prefix: str) -> None:
+    with pytest.raises(InvalidKeyError, match="prefix"):
+        await storage.list(prefix)
+
+
+def test_valid_prefixes_accepted() -> None:
+    for prefix in ["", "a", "a/", "refs/branch.ma", "refs/branch.main/"]:
+        assert validate_prefix(prefix) == prefix
+
+
+# --- identity, pickling, repr ---------------------------------------------------------
+
+
+def test_local_pickle_round_trip(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    clone = pickle.loads(pickle.dumps(storage))
+    assert clone == storage
+    assert hash(clone) == hash(storage)
+    assert clone is not storage
+    assert clone.root == storage.root
+
+
+async def test_local_pickle_after_use(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await storage.put("a/b", b"data")
+    await storage.make_durable(["a/b"])  # creates the fsync thread pool
+    clone = pickle.loads(pickle.dumps(storage))
+    assert await clone.get("a/b") == b"data"
+    await clone.make_durable(["a/b"])
+
+
+def test_local_equality(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert LocalStorage(tmp_path) == LocalStorage(str(tmp_path))
+    assert LocalStorage(tmp_path / "a") != LocalStorage(tmp_path / "b")
+    assert LocalStorage(tmp_path) != MemoryStorage()
+    monkeypatch.chdir(tmp_path)
+    relative = LocalStorage("repo")
+    assert relative.root == str(tmp_path / "repo")
+    assert relative == LocalStorage(tmp_path / "repo")
+
+
+async def test_local_root_created_lazily(tmp_path: Path) -> None:
+    root = tmp_path / "not" / "yet"
+    storage = LocalStorage(root)
+    assert not root.exists()
+    assert await storage.list("") == []
+    assert not await storage.exists("a")
+    assert not root.exists()
+    await storage.put("a", b"1")
+    assert (root / "a").read_bytes() == b"1"
+
+
+async def test_memory_pickle_same_process() -> None:
+    storage = MemoryStorage()
+    await storage.put("a", b"1")
+    clone = pickle.loads(pickle.dumps(storage))
+    assert clone is storage
+    assert await clone.get("a") == b"1"
+    assert MemoryStorage() != storage
+
+
+def test_memory_pickle_after_garbage_collection() -> None:
+    blob = pickle.dumps(MemoryStorage())
+    gc.collect()
+    with pytest.raises(StorageError, match="only inside the process that created it"):
+        pickle.loads(blob)
+
+
+def test_memory_pickle_other_process() -> None:
+    storage = MemoryStorage()
+    script = (
+        "import pickle, sys\n"
+        "from vrepo.errors import StorageError\n"
+        "try:\n"
+        "    pickle.loads(sys.stdin.buffer.read())\n"
+        "except StorageError as exc:\n"
+        "    print('StorageError:', exc)\n"
+        "else:\n"
+        "    print('loaded')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=pickle.dumps(storage),
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    out = result.stdout.decode()
+    assert out.startswith("StorageError:"), out + result.stderr.decode()
+    assert "use local or S3 storage" in out
+
+
+def test_repr_and_url(tmp_path: Path) -> None:
+    local = LocalStorage(tmp_path)
+    assert local.url == f"file://{tmp_path}"
+    assert repr(local) == f"LocalStorage('file://{tmp_path}')"
+    memory = MemoryStorage()
+    assert memory.url.startswith("memory://")
+    assert len(memory.url) == len("memory://") + 8
+    assert repr(memory) == f"MemoryStorage({memory.url!r})"
+
+
+# --- factories ------------------------------------------------------------------------
+
+
+def test_factories(tmp_path: Path) -> None:
+    assert local_storage(tmp_path) == LocalStorage(tmp_path)
+    assert isinstance(memory_storage(), MemoryStorage)
+    memory = MemoryStorage()
+    assert as_storage(memory) is memory
+    assert as_storage(tmp_path) == LocalStorage(tmp_path)
+    assert as_storage(str(tmp_path)) == LocalStorage(tmp_path)
+    assert as_storage(f"file://{tmp_path}") == LocalStorage(tmp_path)
+    with pytest.raises(StorageError, match=r"'s3'.*file://"):
+        as_storage("s3://bucket/repo")
+    with pytest.raises(TypeError):
+        as_storage(42)  # type: ignore[arg-type]
+
+
+# --- local failure paths --------------------------------------------------------------
+
+
+async def test_failed_put_leaves_no_temp_file(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await storage.put("a/b/c", b"1")
+    with pytest.raises(StorageError, match="'a/b'"):
+        await storage.put("a/b", b"cannot replace a directory")
+    assert _all_files(tmp_path) == {"a", "a/b", "a/b/c"}
+
+
+async def test_put_recreates_directory_removed_behind_its_back(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await storage.put("a/b", b"1")
+    os.unlink(tmp_path / "a" / "b")
+    os.rmdir(tmp_path / "a")
+    await storage.put("a/b", b"2")
+    assert await storage.get("a/b") == b"2"
+
+
+async def test_put_if_absent_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "hard links not supported")
+
+    monkeypatch.setattr(local_module.os, "link", no_links)
+    storage = LocalStorage(tmp_path)
+    assert await storage.put_if_absent("refs/1", b"first")
+    assert not await storage.put_if_absent("refs/1", b"second")
+    assert await storage.get("refs/1") == b"first"
+    assert not storage._links_supported
+    assert await storage.put_if_absent("refs/2", b"third")
+    assert _all_files(tmp_path) == {"refs", "refs/1", "refs/2"}
