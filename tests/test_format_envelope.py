@@ -79,7 +79,7 @@ def test_unknown_file_type() -> None:
 def test_newer_version() -> None:
     data = bytearray(encode_binary(FileType.SNAPSHOT, PAYLOAD))
     struct.pack_into("<H", data, 8, FORMAT_VERSION + 1)
-    with pytest.raises(FormatError, match="newer vrepo.*upgrade vrepo"):
+    with pytest.raises(FormatError, match=r"newer vrepo.*upgrade vrepo"):
         decode_binary(bytes(data), FileType.SNAPSHOT, what="snapshot X")
 
 

@@ -142,7 +142,7 @@ def test_snapshot_corrupt() -> None:
     data[-1] ^= 0xFF
     with pytest.raises(FormatError, match="checksum"):
         decode_snapshot(bytes(data), what="snapshot 1A2B")
-    with pytest.raises(FormatError, match="truncated|checksum"):
+    with pytest.raises(FormatError, match=r"truncated|checksum"):
         decode_snapshot(bytes(data[: HEADER_SIZE + 2]), what="snapshot 1A2B")
 
 
@@ -219,7 +219,9 @@ def test_ref_keys_sort_newest_first() -> None:
     assert ref_dir("tag", "v1.0") == "refs/tag.v1.0/"
 
 
-@pytest.mark.parametrize("junk", ["refs/branch.main/1.json", "x", "refs/branch.main/", "12345678901a.json"])
+@pytest.mark.parametrize(
+    "junk", ["refs/branch.main/1.json", "x", "refs/branch.main/", "12345678901a.json"]
+)
 def test_seq_from_junk(junk: str) -> None:
     with pytest.raises(FormatError):
         seq_from_record_key(junk)
@@ -269,7 +271,11 @@ def _record(**kw: object) -> RefRecord:
 
 
 def test_ref_record_round_trip() -> None:
-    for r in (_record(), _record(action="delete", snapshot_id=None), _record(action="create", previous_snapshot_id=None)):
+    for r in (
+        _record(),
+        _record(action="delete", snapshot_id=None),
+        _record(action="create", previous_snapshot_id=None),
+    ):
         data = encode_ref_record(r)
         assert json.loads(data)["body"]["ref"] == "branch.main"
         assert decode_ref_record(data, what="ref X") == r
@@ -331,7 +337,7 @@ def test_repo_info_newer_format() -> None:
 def test_repo_info_bad_config_value() -> None:
     body = {"format_version": 1, "created_at": 5, "config": {"inline_threshold_bytes": -5}}
     data = encode_json_record(FileType.REPO_INFO, body)
-    with pytest.raises(FormatError, match="repo.json"):
+    with pytest.raises(FormatError, match=r"repo\.json"):
         decode_repo_info(data, what="repo.json")
 
 

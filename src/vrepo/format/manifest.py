@@ -289,7 +289,9 @@ class Manifest:
             out_ids = None
         else:
             old_ids = self._ids_or_zeros()[keep]
-            new_ids = new.ids if new.ids is not None else np.zeros((len(new_keys), ID_BYTES), np.uint8)
+            new_ids = (
+                new.ids if new.ids is not None else np.zeros((len(new_keys), ID_BYTES), np.uint8)
+            )
             out_ids = np.insert(old_ids, at, new_ids, axis=0)
 
         blob, out_offsets = _merge_blobs(
@@ -473,7 +475,9 @@ class Manifest:
             p = _decoder.decode(payload)
             return _from_payload(p)
         except (msgspec.DecodeError, ValueError) as e:
-            raise FormatError(f"{what} has an invalid manifest body ({e}); the file is corrupt") from e
+            raise FormatError(
+                f"{what} has an invalid manifest body ({e}); the file is corrupt"
+            ) from e
 
 
 def _le_bytes(a: np.ndarray, dtype: str) -> memoryview:
@@ -521,7 +525,10 @@ def _merge_blobs(
     last = np.append(first[1:] - 1, len(rows) - 1)
     run_a, run_b = starts[first].tolist(), ends[last].tolist()
     old_mv, new_mv, b0 = memoryview(old), memoryview(new), int(base)
-    pieces = [old_mv[a:b] if a < b0 else new_mv[a - b0 : b - b0] for a, b in zip(run_a, run_b)]
+    pieces = [
+        old_mv[a:b] if a < b0 else new_mv[a - b0 : b - b0]
+        for a, b in zip(run_a, run_b, strict=True)
+    ]
     if len(pieces) == 1 and run_a[0] == 0 and run_b[0] == len(old):
         blob: bytes | memoryview = old
     else:

@@ -7,6 +7,7 @@ manifests holding its chunk refs. It is msgpack inside the binary envelope.
 from __future__ import annotations
 
 import bisect
+import itertools
 from typing import Any
 
 import msgspec
@@ -45,7 +46,9 @@ class NodeSnapshot(msgspec.Struct, frozen=True):
         if self.kind not in NODE_KINDS:
             raise ValueError(f"node kind is 'group' or 'array', got {self.kind!r}")
         if not self.path.startswith("/") or (self.path != "/" and self.path.endswith("/")):
-            raise ValueError(f"node path is '/' or '/a/b' (absolute, no trailing /), got {self.path!r}")
+            raise ValueError(
+                f"node path is '/' or '/a/b' (absolute, no trailing /), got {self.path!r}"
+            )
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -64,7 +67,7 @@ class Snapshot(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         paths = [n.path for n in self.nodes]
-        if any(a >= b for a, b in zip(paths, paths[1:], strict=False)):
+        if any(a >= b for a, b in itertools.pairwise(paths)):
             raise ValueError("snapshot nodes must be sorted by path, without duplicates")
 
     def node(self, path: str) -> NodeSnapshot | None:
