@@ -8,7 +8,9 @@ LocalStore baseline is not). Then read back fully through fresh store objects.
 Runs are interleaved (the order alternates each round) and each pair uses fresh temporary
 directories; dirty pages are flushed (os.sync, untimed) before every timed run.
 
-Targets: write+commit ratio <= 1.10, read ratio <= 1.10 (ratios of medians).
+Targets: write+commit ratio <= 1.10, read ratio <= 1.10. The gated ratio is the median over
+rounds of vrepo/LocalStore within a round (adjacent runs share the machine's state); the
+ratio of medians and the ratio of minimums are printed too.
 
     /work/venv/bin/python benchmarks/bench_io.py [--rounds 5] [--profile write|read]
 """
@@ -16,6 +18,7 @@ Targets: write+commit ratio <= 1.10, read ratio <= 1.10 (ratios of medians).
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 import numpy as np
@@ -60,11 +63,15 @@ def write_local(path: str, data: np.ndarray) -> None:
     arr[:] = data
 
 
+COMMIT_SECONDS: list[float] = []  # the commit's share of each vrepo write, for the report
+
+
 def write_vrepo(path: str, data: np.ndarray) -> None:
     session = vrepo.Repository.open(path).writable_session("main")
     arr = create(session.store)
     arr[:] = data
-    session.commit("write benchmark array")
+    seconds, _ = timed(lambda: session.commit("write benchmark array"))
+    COMMIT_SECONDS.append(seconds)
 
 
 def read_local(path: str) -> np.ndarray:
@@ -94,6 +101,7 @@ def one_round(data: np.ndarray, vrepo_first: bool) -> dict[str, float]:
         for name, func in writes:
             settle()
             times[f"write_{name}"], _ = timed(func)
+        times["commit_part"] = COMMIT_SECONDS[-1]
         for name, func in reads:
             settle()
             times[f"read_{name}"], out = timed(func)
@@ -121,7 +129,7 @@ def profile(which: str, data: np.ndarray) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--profile", choices=["write", "read"])
     args = parser.parse_args()
 
@@ -143,22 +151,25 @@ def main() -> int:
     rows, results, ok = [], {}, True
     for op, target in (("write", TARGET_WRITE), ("read", TARGET_READ)):
         base, ours = stats[f"{op}_local"], stats[f"{op}_vrepo"]
-        ratio = ours["median"] / base["median"]
-        best_ratio = ours["min"] / base["min"]
-        paired = sorted(r[f"{op}_vrepo"] / r[f"{op}_local"] for r in rounds)
+        paired = [r[f"{op}_vrepo"] / r[f"{op}_local"] for r in rounds]
+        ratio = statistics.median(paired)  # the gated figure: adjacent runs cancel drift
         hit = ratio <= target
         ok &= hit
         label = "write (+commit)" if op == "write" else "read"
         rows.append([label, fmt_s(base["median"]), fmt_s(ours["median"]), f"{ratio:.3f}",
-                     f"{best_ratio:.3f}", f"<= {target:.2f}", verdict(hit)])
-        results[op] = {"localstore": base, "vrepo": ours, "ratio_of_medians": ratio,
-                       "ratio_of_mins": best_ratio, "paired_ratios": paired,
+                     f"{ours['median'] / base['median']:.3f}",
+                     f"{ours['min'] / base['min']:.3f}", f"<= {target:.2f}", verdict(hit)])
+        results[op] = {"localstore_s": base, "vrepo_s": ours, "paired_ratios": paired,
+                       "ratio": ratio, "ratio_of_medians": ours["median"] / base["median"],
+                       "ratio_of_mins": ours["min"] / base["min"],
                        "target": target, "ok": hit}
-        mib_s = data.nbytes / 2**20 / base["median"], data.nbytes / 2**20 / ours["median"]
-        results[op]["mib_per_s"] = {"localstore": mib_s[0], "vrepo": mib_s[1]}
     print()
-    print_table(["operation", "LocalStore (median)", "vrepo (median)", "ratio",
-                 "ratio of bests", "target", ""], rows)
+    print_table(["operation", "LocalStore med", "vrepo med", "RATIO (median of pairs)",
+                 "ratio of medians", "ratio of mins", "target", ""], rows)
+    commit = stats["commit_part"]["median"]
+    print(f"\nof vrepo's write, session.commit (manifest, snapshot, fsync of every chunk) took "
+          f"{fmt_s(commit)} (median), {commit / stats['write_vrepo']['median']:.0%}")
+    results["commit_part_s"] = stats["commit_part"]
     path = save_results("bench_io", {"rounds": args.rounds, **results})
     print(f"\nresults: {path}")
     return 0 if ok else 1

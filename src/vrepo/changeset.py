@@ -96,22 +96,29 @@ class ChangeSet:
 
 def raise_on_overlap(ours: ChangeSet, theirs: ChangeSet) -> None:
     """Raise `ChunkConflictError` naming every chunk or object both change sets wrote."""
-    clashes = sorted(
+    clashes = [
         (path, coords)
         for path, their_refs in theirs.chunks.items()
         if (our_refs := ours.chunks.get(path))
         for coords in their_refs.keys() & our_refs.keys()
-    )
-    loose_clashes = sorted(theirs.loose.keys() & ours.loose.keys())
-    if not (clashes or loose_clashes):
-        return
+    ]
+    objects = list(theirs.loose.keys() & ours.loose.keys())
+    if clashes or objects:
+        raise chunk_conflict_error(clashes, objects)
+
+
+def chunk_conflict_error(
+    clashes: list[tuple[str, Coords]], objects: list[str]
+) -> ChunkConflictError:
+    """The error for chunks (array path, coordinates) and objects written twice."""
+    clashes, objects = sorted(clashes), sorted(objects)
     described = [f"{path} chunk {coords}" for path, coords in clashes]
-    described += [f"object {key!r}" for key in loose_clashes]
-    raise ChunkConflictError(
+    described += [f"object {key!r}" for key in objects]
+    return ChunkConflictError(
         f"{len(described)} chunk(s) were written by both change sets: "
         + ", ".join(described[:20])
         + (" ..." if len(described) > 20 else "")
         + ". Make the writers' regions disjoint, or merge with "
         "on_conflict='ours' or 'theirs' to choose a winner.",
-        conflicts=[*clashes, *loose_clashes],
+        conflicts=[*clashes, *objects],
     )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from vrepo._sync import run_sync
-from vrepo.changeset import ChangeSet, raise_on_overlap
+from vrepo.changeset import ChangeSet, Coords, chunk_conflict_error
 from vrepo.content import ChangeSummary, Content
 from vrepo.errors import (
     ConflictError,
@@ -23,6 +24,7 @@ from vrepo.errors import (
     ReadOnlyError,
     VRepoError,
 )
+from vrepo.format import ChunkRef
 from vrepo.objects import ObjectIO
 from vrepo.refs import RefHead, read_head, write_record
 
@@ -53,7 +55,7 @@ class Session:
         self._id = uuid.uuid4().hex
         self._content: Content | None = None
         self._content_lock = asyncio.Lock()
-        self._fork_bases: set[str] = set()
+        self._forks: dict[str, _ForkRecord] = {}
         self._store: VRepoStore | None = None
 
     # --- properties ------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class Session:
         self._check_writable()
         content = run_sync(self._ensure_content())
         self._content = Content(self._objects, content.base)
-        self._fork_bases.clear()
+        self._forks.clear()
 
     # --- commit ------------------------------------------------------------------------------
 
@@ -167,7 +169,7 @@ class Session:
         self._head = RefHead("branch", self._head.name, record)
         self._snapshot_id = snapshot.id
         self._content = Content(self._objects, snapshot)
-        self._fork_bases.clear()
+        self._forks.clear()
         return snapshot.id
 
     # --- forks ---------------------------------------------------------------------------------
@@ -188,14 +190,17 @@ class Session:
         if not content.changes.is_empty():
             snapshot, _ = await content.flush("fork base (unpublished)", {})
             base_id = snapshot.id
-        self._fork_bases.add(base_id)
+        if base_id not in self._forks:
+            self._forks[base_id] = _ForkRecord.of(content.changes)
         return ForkSession(self._objects, base_id, parent_id=self._id, branch=self.branch)
 
     def merge(self, *forks: ForkSession, on_conflict: OnConflict = "error") -> None:
         """Fold forks' changes into this session (they commit with it).
 
-        Two forks writing the same chunk raise `ChunkConflictError` naming array and
-        coordinates, unless ``on_conflict`` is "ours" (keep the earlier) or "theirs".
+        A chunk written by two forks, or by a fork and by this session after it forked, is a
+        conflict: `ChunkConflictError` naming array and coordinates, and nothing is merged;
+        unless ``on_conflict`` is "ours" (keep what was there first) or "theirs" (take the
+        fork's). Merging is associative: forks may first be merged into each other.
         """
         self._check_writable()
         for fork in forks:
@@ -204,17 +209,27 @@ class Session:
                     "can only merge forks made by this session's fork(); got "
                     f"{fork!r}, which belongs to another session"
                 )
-            if fork._snapshot_id not in self._fork_bases:
+            if fork._snapshot_id not in self._forks:
                 raise InvalidArgumentError(
                     f"fork based on {fork._snapshot_id} predates this session's last commit or "
                     "discard; fork again and redo its work"
                 )
-        combined = ChangeSet()
-        for fork in forks:
-            if fork._content is not None:
-                combined.merge(fork._content.changes, on_conflict)
         content = run_sync(self._ensure_content())
-        _apply(content, combined, on_conflict)
+        staged = []
+        for base_id in dict.fromkeys(fork._snapshot_id for fork in forks):
+            combined = ChangeSet()
+            for fork in forks:
+                if fork._snapshot_id == base_id:
+                    combined.merge(fork._change_set(), on_conflict)
+            clashes = self._forks[base_id].overlaps(content.changes, combined)
+            if clashes and on_conflict == "error":
+                raise chunk_conflict_error(
+                    [c for c in clashes if isinstance(c, tuple)],
+                    [c for c in clashes if isinstance(c, str)],
+                )
+            staged.append((combined, clashes if on_conflict == "ours" else set()))
+        for combined, keep in staged:
+            _apply(content, combined, keep)
 
     # --- pickling ------------------------------------------------------------------------------
 
@@ -240,6 +255,7 @@ class ForkSession(Session):
         super().__init__(objects, snapshot_id, read_only=False)
         self._parent_id = parent_id
         self._branch_name = branch
+        self._pending_changes = ChangeSet()
 
     @property
     def branch(self) -> str | None:
@@ -266,11 +282,16 @@ class ForkSession(Session):
                 raise InvalidArgumentError("can only merge forks made by the same fork() call")
         mine = run_sync(self._ensure_content()).changes
         for fork in forks:
-            if fork._content is not None:
-                mine.merge(fork._content.changes, on_conflict)
+            mine.merge(fork._change_set(), on_conflict)
+
+    def _change_set(self) -> ChangeSet:
+        """This fork's changes, whether or not it has loaded its base snapshot yet."""
+        if self._content is not None:
+            return self._content.changes
+        return self._pending_changes
 
     def __getstate__(self) -> dict[str, Any]:
-        changes = self._content.changes if self._content is not None else ChangeSet()
+        changes = self._change_set()
         return {
             "objects": self._objects,
             "snapshot_id": self._snapshot_id,
@@ -289,26 +310,59 @@ class ForkSession(Session):
             branch=state["branch"],
         )
         self._id = state["id"]
-        self._pending_changes: ChangeSet | None = state["changes"]
+        self._pending_changes = state["changes"]
 
     async def _ensure_content(self) -> Content:
         if self._content is None:
             snapshot = await self._objects.get_snapshot(self._snapshot_id)
             if self._content is None:
-                pending = getattr(self, "_pending_changes", None)
-                self._content = Content(self._objects, snapshot, pending)
+                self._content = Content(self._objects, snapshot, self._pending_changes)
         return self._content
 
 
-def _apply(content: Content, changes: ChangeSet, on_conflict: OnConflict) -> None:
-    """Apply a fork-relative change set to a session's content."""
-    current = content.changes
-    if on_conflict == "error":
-        raise_on_overlap(current, changes)
+@dataclass
+class _ForkRecord:
+    """What a session remembers of a fork() call: its own chunk refs at that moment."""
+
+    chunks: dict[str, dict[Coords, ChunkRef | None]]
+    objects: dict[str, ChunkRef | None]
+
+    @classmethod
+    def of(cls, changes: ChangeSet) -> _ForkRecord:
+        return cls({p: dict(refs) for p, refs in changes.chunks.items()}, dict(changes.loose))
+
+    def overlaps(self, now: ChangeSet, incoming: ChangeSet) -> set[tuple[str, Coords] | str]:
+        """Chunks/objects ``incoming`` writes that the session changed after this fork.
+
+        The session's writes from before the fork were visible to the fork (which may have
+        read-modified-written them), so only later changes, by the session or by forks
+        merged since, can be lost.
+        """
+        clashes: set[tuple[str, Coords] | str] = set()
+        for path, refs in incoming.chunks.items():
+            current = now.chunks.get(path)
+            if current:
+                then = self.chunks.get(path, {})
+                clashes.update(
+                    (path, c)
+                    for c in refs.keys() & current.keys()
+                    if c not in then or current[c] is not then[c]
+                )
+        clashes.update(
+            key
+            for key in incoming.loose.keys() & now.loose.keys()
+            if key not in self.objects or now.loose[key] is not self.objects[key]
+        )
+        return clashes
+
+
+def _apply(content: Content, changes: ChangeSet, keep: set[tuple[str, Coords] | str]) -> None:
+    """Apply a fork-relative change set to a session's content, except the ``keep`` entries."""
     for path in changes.dropped:
         content.delete_node(path)
     for path, meta in changes.nodes.items():
         content.set_node(path, meta)
+    current = content.changes
     for path, refs in changes.chunks.items():
         view = content.node(path)
         if view is None or view.kind != "array":
@@ -316,13 +370,11 @@ def _apply(content: Content, changes: ChangeSet, on_conflict: OnConflict) -> Non
                 f"a fork wrote chunks to {path}, which is no longer an array in this session"
             )
         for coords, ref in refs.items():
-            if on_conflict == "ours" and coords in current.chunks.get(path, {}):
-                continue
-            current.set_chunk(path, coords, ref)
+            if (path, coords) not in keep:
+                current.set_chunk(path, coords, ref)
     for key, ref in changes.loose.items():
-        if on_conflict == "ours" and key in current.loose:
-            continue
-        current.loose[key] = ref
+        if key not in keep:
+            current.loose[key] = ref
 
 
 def _validated_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
