@@ -75,7 +75,8 @@ def test_everything_is_durable_before_the_ref_is_published():
 
     ref_writes = [i for i, (op, key) in enumerate(storage.calls) if op == "put_if_absent"]
     assert len(ref_writes) == 1 and storage.calls[ref_writes[0]][1].startswith("refs/branch.main/")
-    durable = {k for op, keys in storage.calls[: ref_writes[0]] if op == "make_durable" for k in keys}
+    before_ref = storage.calls[: ref_writes[0]]
+    durable = {k for op, keys in before_ref if op == "make_durable" for k in keys}
     written = {key for op, key in storage.calls if op == "put"}
     # every object this commit wrote (and every chunk written by the session before it) is durable
     assert written <= durable
@@ -124,7 +125,8 @@ def _flip_last_byte(path: Path) -> None:
 @pytest.mark.parametrize("folder", ["snapshots", "manifests"])
 def test_corrupt_binary_metadata_raises_format_error(committed_repo, folder):
     path, snapshot_id = committed_repo
-    target = path / folder / snapshot_id if folder == "snapshots" else next((path / folder).iterdir())
+    files = sorted((path / folder).iterdir())
+    target = path / folder / snapshot_id if folder == "snapshots" else files[0]
     _flip_last_byte(target)
     repo = vrepo.Repository.open(path)
     with pytest.raises(vrepo.FormatError, match="checksum"):

@@ -70,7 +70,8 @@ def test_overlapping_forks_conflict_unless_told(repo):
     assert info.value.conflicts == [("/x", (1,))]
     assert session.status().chunks_written == {"/x": 4}  # nothing was merged
     session.merge(a, b, on_conflict="theirs")
-    np.testing.assert_array_equal(zarr.open_array(session.store, path="x")[4:12], [-1] * 4 + [-2] * 4)
+    merged = zarr.open_array(session.store, path="x")[4:12]
+    np.testing.assert_array_equal(merged, [-1] * 4 + [-2] * 4)
 
 
 def test_forks_refuse_what_would_lose_data(repo):

@@ -79,7 +79,9 @@ def test_delete_resize_and_overwrite(repo):
 
     # re-creating an array with another chunk layout drops the old chunks
     session = repo.writable_session()
-    c = zarr.create_array(session.store, name="a", shape=(5,), chunks=(5,), dtype="i8", overwrite=True)
+    c = zarr.create_array(
+        session.store, name="a", shape=(5,), chunks=(5,), dtype="i8", overwrite=True
+    )
     np.testing.assert_array_equal(c[:], np.zeros(5))
     session.commit("re-create a")
     assert repo.lookup_snapshot(repo.lookup_branch("main")).parent_id == second
