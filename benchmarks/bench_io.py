@@ -18,6 +18,7 @@ ratio of medians and the ratio of minimums are printed too.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 
@@ -107,6 +108,8 @@ def one_round(data: np.ndarray, vrepo_first: bool) -> dict[str, float]:
             times[f"read_{name}"], out = timed(func)
             if not np.array_equal(out, data):
                 raise SystemExit(f"read back through {name} differs from what was written")
+            del out  # free the 256 MiB result now: a live one slows the next read down a lot
+            gc.collect()
     return times
 
 

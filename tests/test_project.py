@@ -1,0 +1,44 @@
+"""The project's promises to newcomers: the README's commands and the quickstart."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block, "README.md must start with a bash block of set-up commands"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    text = (ROOT / "README.md").read_text()
+    assert text.index("```bash") < 20, "the set-up commands come first"
+    install_and_run, install_and_test = readme_commands()
+    assert "examples/quickstart.py" in install_and_run
+    assert "pytest" in install_and_test
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert readme_commands()[1] in ci
+
+
+def test_quickstart_runs_end_to_end(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tmp_path / "q.vrepo")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "main has 240 time steps; tag v1 has 120" in out
+    assert "experiment differs from main by 0.50 K" in out
+    assert "branches: ['experiment', 'main']  tags: ['v1']" in out
+    assert (tmp_path / "q.vrepo" / "repo.json").exists()
