@@ -19,7 +19,8 @@ import enum
 import struct
 import threading
 import zlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import zstandard
@@ -195,3 +196,34 @@ def decode_json_record(
             f"{expected!r}): it was edited or {_CORRUPT}"
         )
     return body
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class StructFile(Generic[T]):
+    """One msgspec Struct type stored as a binary vrepo file of one type (MessagePack body)."""
+
+    def __init__(self, file_type: FileType, struct_type: type[T]) -> None:
+        self._file_type = file_type
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(struct_type)
+
+    def encode(self, obj: T) -> bytes:
+        return encode_binary(self._file_type, self._encoder.encode(obj))
+
+    def decode(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        what: str,
+        then: Callable[[T], R] = lambda obj: obj,
+    ) -> R:
+        """Verify and decode a file, then apply ``then`` (whose ValueErrors also mean corrupt)."""
+        payload = decode_binary(data, self._file_type, what=what)
+        try:
+            return then(self._decoder.decode(payload))
+        except (msgspec.DecodeError, ValueError) as e:
+            kind = self._file_type.label.replace("_", " ")
+            raise FormatError(f"{what} has an invalid {kind} body ({e}); {_CORRUPT}") from e

@@ -27,9 +27,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from vrepo.errors import FormatError
 from vrepo.format.chunk_ref import ChunkRef
-from vrepo.format.envelope import FileType, decode_binary, encode_binary
+from vrepo.format.envelope import FileType, StructFile
 from vrepo.format.ids import ID_BYTES, array_to_ids, bytes_to_id, ids_to_array
 
 _MAX_COORD = 2**32 - 1
@@ -61,8 +60,7 @@ class _DecodedPayload(_Payload):
     inline_blob: memoryview
 
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_DecodedPayload)
+_file = StructFile(FileType.MANIFEST, _DecodedPayload)
 
 
 # --- coordinate helpers -----------------------------------------------------------------
@@ -462,7 +460,7 @@ class Manifest:
             lengths=_le_bytes(self._lengths, "<u4"),
             inline_blob=self._blob,
         )
-        return encode_binary(FileType.MANIFEST, _encoder.encode(payload))
+        return _file.encode(payload)
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, *, what: str) -> Manifest:
@@ -470,14 +468,7 @@ class Manifest:
 
         The columns are zero-copy views of the decompressed file.
         """
-        payload = decode_binary(data, FileType.MANIFEST, what=what)
-        try:
-            p = _decoder.decode(payload)
-            return _from_payload(p)
-        except (msgspec.DecodeError, ValueError) as e:
-            raise FormatError(
-                f"{what} has an invalid manifest body ({e}); the file is corrupt"
-            ) from e
+        return _file.decode(data, what=what, then=_from_payload)
 
 
 def _le_bytes(a: np.ndarray, dtype: str) -> memoryview:

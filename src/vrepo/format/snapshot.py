@@ -12,9 +12,8 @@ from typing import Any
 
 import msgspec
 
-from vrepo.errors import FormatError
 from vrepo.format.chunk_ref import ChunkRef
-from vrepo.format.envelope import FileType, decode_binary, encode_binary
+from vrepo.format.envelope import FileType, StructFile
 
 NODE_KINDS = ("group", "array")
 
@@ -78,19 +77,14 @@ class Snapshot(msgspec.Struct, frozen=True):
         return None
 
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Snapshot)
+_file = StructFile(FileType.SNAPSHOT, Snapshot)
 
 
 def encode_snapshot(s: Snapshot) -> bytes:
     """Encode a snapshot as a binary vrepo file."""
-    return encode_binary(FileType.SNAPSHOT, _encoder.encode(s))
+    return _file.encode(s)
 
 
 def decode_snapshot(data: bytes | bytearray | memoryview, *, what: str) -> Snapshot:
     """Decode and verify a snapshot file; `FormatError` if it is corrupt or not a snapshot."""
-    payload = decode_binary(data, FileType.SNAPSHOT, what=what)
-    try:
-        return _decoder.decode(payload)
-    except (msgspec.DecodeError, ValueError) as e:
-        raise FormatError(f"{what} has an invalid snapshot body ({e}); the file is corrupt") from e
+    return _file.decode(data, what=what)

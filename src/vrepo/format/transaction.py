@@ -5,8 +5,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from vrepo.errors import FormatError
-from vrepo.format.envelope import FileType, decode_binary, encode_binary
+from vrepo.format.envelope import FileType, StructFile
 
 _MAX_COORD = 2**32 - 1
 
@@ -64,21 +63,14 @@ class TransactionLog(msgspec.Struct, frozen=True):
     loose_keys: tuple[str, ...] = ()
 
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(TransactionLog)
+_file = StructFile(FileType.TRANSACTION_LOG, TransactionLog)
 
 
 def encode_transaction_log(t: TransactionLog) -> bytes:
     """Encode a transaction log as a binary vrepo file."""
-    return encode_binary(FileType.TRANSACTION_LOG, _encoder.encode(t))
+    return _file.encode(t)
 
 
 def decode_transaction_log(data: bytes | bytearray | memoryview, *, what: str) -> TransactionLog:
     """Decode and verify a transaction log file; `FormatError` if it is corrupt."""
-    payload = decode_binary(data, FileType.TRANSACTION_LOG, what=what)
-    try:
-        return _decoder.decode(payload)
-    except (msgspec.DecodeError, ValueError) as e:
-        raise FormatError(
-            f"{what} has an invalid transaction log body ({e}); the file is corrupt"
-        ) from e
+    return _file.decode(data, what=what)

@@ -73,6 +73,15 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _write_and_close(fd: int, data: bytes | memoryview, finish: Callable[[int], object]) -> None:
+    """Write ``data``, run ``finish`` (fsync, or start writeback) and close, whatever happens."""
+    try:
+        _write_all(fd, data)
+        finish(fd)
+    finally:
+        os.close(fd)
+
+
 if hasattr(os, "pread"):
     _pread = os.pread
 else:  # Windows; safe because every call uses its own file descriptor
@@ -235,11 +244,7 @@ class LocalStorage(Storage):
     def _put_sync(self, path: str, data: bytes | memoryview) -> None:
         fd, temp = self._open_temp(path)
         try:
-            try:
-                _write_all(fd, data)
-                _start_writeback(fd)  # makes the later make_durable fsync cheap
-            finally:
-                os.close(fd)
+            _write_and_close(fd, data, _start_writeback)  # makes make_durable's fsync cheap
             os.replace(temp, path)
         except BaseException:
             _unlink_quietly(temp)
@@ -250,11 +255,7 @@ class LocalStorage(Storage):
             return self._create_exclusive(path, data)
         fd, temp = self._open_temp(path)
         try:
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_and_close(fd, data, os.fsync)
             try:
                 os.link(temp, path)  # atomic: fails if the target exists
             except FileExistsError:
@@ -287,11 +288,7 @@ class LocalStorage(Storage):
         except FileExistsError:
             return False
         try:
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_and_close(fd, data, os.fsync)
         except BaseException:
             _unlink_quietly(path)  # do not leave a truncated object behind
             raise
