@@ -167,7 +167,7 @@ class Content:
                 return ref
         return None
 
-    async def write_chunk(self, path: str, coords: Coords, data: bytes) -> None:
+    async def write_chunk(self, path: str, coords: Coords, data: bytes | memoryview) -> None:
         self.changes.set_chunk(path, coords, await self.objects.put_chunk(data))
 
     def delete_chunk(self, path: str, coords: Coords) -> None:
@@ -193,7 +193,7 @@ class Content:
             return self.changes.loose[key]
         return self._base_loose.get(key)
 
-    async def write_object(self, key: str, data: bytes) -> None:
+    async def write_object(self, key: str, data: bytes | memoryview) -> None:
         self.changes.loose[key] = await self.objects.put_chunk(data)
 
     def delete_object(self, key: str) -> None:

@@ -77,6 +77,8 @@ class _SingleFlightCache:
                         del self._entries[key]
                 future.set_exception(exc)
                 raise
+        if future.done():  # the hot path: no event-loop round trip for a cached value
+            return future.result()
         return await asyncio.wrap_future(future)
 
     def put(self, key: str, value: Any) -> None:
@@ -169,7 +171,7 @@ class ObjectIO:
 
     # --- chunks --------------------------------------------------------------------------
 
-    async def put_chunk(self, data: bytes) -> ChunkRef:
+    async def put_chunk(self, data: bytes | memoryview) -> ChunkRef:
         """Store chunk bytes: inline in the ref when small, else as a new chunk object."""
         if len(data) <= self.config.inline_threshold_bytes:
             return ChunkRef.inlined(bytes(data))

@@ -200,11 +200,11 @@ class VRepoStore(Store):
         self._writable_content_check(key)
         if not isinstance(value, Buffer):
             raise TypeError(f"VRepoStore.set() takes a zarr Buffer, got {type(value).__name__}")
-        data = value.to_bytes()
+        data = memoryview(value.as_buffer_like()).cast("B")  # no copy of chunk bytes
         content = await self._content()
         kind, where = _locate(content, key)
         if kind == "node":
-            meta = parse_node_metadata(data)
+            meta = parse_node_metadata(bytes(data))
             if meta is not None:
                 content.set_node(where, meta)
                 content.delete_object(key)
