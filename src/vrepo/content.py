@@ -7,6 +7,7 @@ and `flush`es everything into a new (not yet published) snapshot. It knows nothi
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -95,7 +96,8 @@ class ChangeSummary:
 
 def _coords_array(coords: Iterable[Coords], ndim: int) -> np.ndarray:
     rows = list(coords)
-    return np.asarray(rows, dtype=np.uint64).reshape(len(rows), ndim)
+    flat = itertools.chain.from_iterable(rows)
+    return np.fromiter(flat, dtype=np.uint64, count=len(rows) * ndim).reshape(len(rows), ndim)
 
 
 def _rows_in(rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:

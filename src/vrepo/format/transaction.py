@@ -43,8 +43,11 @@ class ArrayChunkChanges(msgspec.Struct, frozen=True):
             return cls(path, 0, min(c.shape[0], 1), b"")
         if c.size and (c.min() < 0 or c.max() > _MAX_COORD):
             raise ValueError("chunk coordinates must be between 0 and 2**32 - 1")
-        c = np.unique(c.astype(np.int64), axis=0)
-        return cls(path, ndim, c.shape[0], c.astype("<u4").tobytes())
+        c = c.astype("<u4")[np.lexsort(c.T[::-1])]  # rows in order, first column major
+        distinct = np.ones(len(c), bool)
+        distinct[1:] = (c[1:] != c[:-1]).any(axis=1)
+        c = c[distinct]
+        return cls(path, ndim, c.shape[0], c.tobytes())
 
     def coords_array(self) -> np.ndarray:
         """The coordinates as a read-only uint32 array of shape (count, ndim)."""
