@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from vrepo.errors import FormatError
 from vrepo.format import ChunkRef, Manifest, new_id
-from vrepo.format.envelope import HEADER_SIZE, FileType, encode_binary
+from vrepo.format.envelope import HEADER_SIZE, FileType, compress_bytes, encode_binary
 
 CHUNK_IDS = [new_id() for _ in range(4)]
 
@@ -204,29 +204,30 @@ def test_manifest_wrong_type() -> None:
 def test_inconsistent_payload() -> None:
     import msgspec
 
-    def payload(**kw: object) -> bytes:
+    def payload(coords=(0, 2), ids=b"", **kw: object) -> bytes:
+        columns = np.array(coords, "<u4").tobytes() + ids
+        columns += np.array([0, 1], "<u8").tobytes() + np.array([1, 1], "<u4").tobytes()
         body: dict[str, object] = {
             "ndim": 1,
             "count": 2,
             "extent": [3],
-            "coords": np.array([0, 2], "<u4").tobytes(),
-            "ids": b"",
-            "offsets": np.array([0, 1], "<u8").tobytes(),
-            "lengths": np.array([1, 1], "<u4").tobytes(),
+            "has_ids": bool(ids),
+            "columns": compress_bytes(columns),
             "inline_blob": b"ab",
         }
         body.update(kw)
-        return encode_binary(FileType.MANIFEST, msgspec.msgpack.encode(body))
+        return encode_binary(FileType.MANIFEST, msgspec.msgpack.encode(body), compress=False)
 
     good = Manifest.decode(payload(), what="m")
     assert good.lookup((2,)) == ChunkRef.inlined(b"b")
     bad = [
         {"count": 3},
         {"extent": [5]},
-        {"coords": np.array([2, 0], "<u4").tobytes()},
+        {"coords": (2, 0)},
         {"ids": b"x" * 5},
+        {"has_ids": True},
+        {"columns": b"not zstd"},
         {"inline_blob": b"a"},
-        {"lengths": b"\x00"},
         {"ndim": "one"},
     ]
     for kw in bad:

@@ -92,18 +92,40 @@ def _check_version(version: object, what: str) -> None:
 # --- binary files ----------------------------------------------------------------------
 
 
-def encode_binary(file_type: FileType, payload: bytes | bytearray | memoryview) -> bytes:
-    """Wrap `payload` in the binary envelope: header, zstd body, crc32 of the body."""
-    body = _compressor().compress(payload)
+def encode_binary(
+    file_type: FileType, payload: bytes | bytearray | memoryview, *, compress: bool = True
+) -> bytes:
+    """Wrap `payload` in the binary envelope: header, (zstd) body, crc32 of the body.
+
+    ``compress=False`` is for payloads that are mostly compressed already.
+    """
+    body = compress_bytes(payload) if compress else payload
+    method = COMPRESSION_ZSTD if compress else COMPRESSION_NONE
     header = _HEADER.pack(
-        MAGIC, FORMAT_VERSION, int(file_type), COMPRESSION_ZSTD, len(payload), zlib.crc32(body)
+        MAGIC, FORMAT_VERSION, int(file_type), method, len(payload), zlib.crc32(body)
     )
     return header + body
 
 
+def compress_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    """zstd-compress (this thread's compressor) for payloads that compress their own parts."""
+    return _compressor().compress(data)
+
+
+def decompress_bytes(data: bytes | bytearray | memoryview, size: int, *, what: str) -> bytes:
+    """Inverse of `compress_bytes`; `FormatError` unless exactly ``size`` bytes come out."""
+    try:
+        out = _decompressor().decompress(data, max_output_size=size)
+    except zstandard.ZstdError as e:
+        raise FormatError(f"{what} could not be decompressed ({e}); {_CORRUPT}") from e
+    if len(out) != size:
+        raise FormatError(f"{what} decompressed to {len(out)} bytes, not {size}; {_CORRUPT}")
+    return out
+
+
 def decode_binary(
     data: bytes | bytearray | memoryview, expected_type: FileType, *, what: str
-) -> bytes:
+) -> bytes | memoryview:
     """Verify a binary envelope and return its uncompressed payload.
 
     `what` names the file in error messages, e.g. ``"snapshot 0ABC..."``.
@@ -132,19 +154,14 @@ def decode_binary(
             f"it is truncated or {_CORRUPT}"
         )
     if compression == COMPRESSION_ZSTD:
-        try:
-            payload = _decompressor().decompress(body, max_output_size=length)
-        except zstandard.ZstdError as e:
-            raise FormatError(f"{what} could not be decompressed ({e}); {_CORRUPT}") from e
-    elif compression == COMPRESSION_NONE:
-        payload = bytes(body)
-    else:
+        return decompress_bytes(body, length, what=what)
+    if compression != COMPRESSION_NONE:
         raise FormatError(f"{what} uses unknown compression {compression}; {_CORRUPT}")
-    if len(payload) != length:
+    if len(body) != length:
         raise FormatError(
-            f"{what} decompressed to {len(payload)} bytes, its header says {length}; {_CORRUPT}"
+            f"{what} has {len(body)} body bytes, its header says {length}; {_CORRUPT}"
         )
-    return payload
+    return body
 
 
 # --- JSON records ----------------------------------------------------------------------
@@ -205,13 +222,14 @@ R = TypeVar("R")
 class StructFile(Generic[T]):
     """One msgspec Struct type stored as a binary vrepo file of one type (MessagePack body)."""
 
-    def __init__(self, file_type: FileType, struct_type: type[T]) -> None:
+    def __init__(self, file_type: FileType, struct_type: type[T], *, compress: bool = True) -> None:
         self._file_type = file_type
+        self._compress = compress
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(struct_type)
 
     def encode(self, obj: T) -> bytes:
-        return encode_binary(self._file_type, self._encoder.encode(obj))
+        return encode_binary(self._file_type, self._encoder.encode(obj), compress=self._compress)
 
     def decode(
         self,

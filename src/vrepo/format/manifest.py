@@ -27,8 +27,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from vrepo.errors import FormatError
 from vrepo.format.chunk_ref import ChunkRef
-from vrepo.format.envelope import FileType, StructFile
+from vrepo.format.envelope import FileType, StructFile, compress_bytes, decompress_bytes
 from vrepo.format.ids import ID_BYTES, array_to_ids, bytes_to_id, ids_to_array
 
 _MAX_COORD = 2**32 - 1
@@ -38,29 +39,31 @@ _ZERO_ID = "0" * 20
 
 
 class _Payload(msgspec.Struct):
-    """The msgpack body of a manifest file (columns as packed little-endian bytes)."""
+    """The msgpack body of a manifest file.
+
+    ``columns`` is one zstd frame holding, packed little-endian and in this order: coords
+    (count x ndim uint32), ids (count x 12 bytes, present when ``has_ids``), offsets (count
+    uint64) and lengths (count uint32). ``inline_blob`` is stored raw: inline payloads are
+    chunks already compressed by their zarr codecs, and compressing them again cost most of
+    the time of a commit and of a cold read.
+    """
 
     ndim: int
     count: int
     extent: list[int]
-    coords: Any  # bytes-like: (count, ndim) uint32
-    ids: Any  # (count, 12) uint8, or empty when every ref is inline
-    offsets: Any  # (count,) uint64
-    lengths: Any  # (count,) uint32
+    has_ids: bool
+    columns: Any
     inline_blob: Any
 
 
 class _DecodedPayload(_Payload):
-    """Decoding into memoryviews makes the columns zero-copy views of the decompressed file."""
+    """Decoding into memoryviews keeps the inline payloads a zero-copy view of the file."""
 
-    coords: memoryview
-    ids: memoryview
-    offsets: memoryview
-    lengths: memoryview
+    columns: memoryview
     inline_blob: memoryview
 
 
-_file = StructFile(FileType.MANIFEST, _DecodedPayload)
+_file = StructFile(FileType.MANIFEST, _DecodedPayload, compress=False)
 
 
 # --- coordinate helpers -----------------------------------------------------------------
@@ -450,14 +453,16 @@ class Manifest:
     def encode(self) -> bytes:
         """Encode as a binary vrepo manifest file."""
         coords = self._keys if self._ndim == 1 else self.coords()
+        columns = [_le_bytes(coords, "<u4")]
+        if self._ids is not None:
+            columns.append(_le_bytes(self._ids, "u1"))
+        columns += [_le_bytes(self._offsets, "<u8"), _le_bytes(self._lengths, "<u4")]
         payload = _Payload(
             ndim=self._ndim,
             count=len(self),
             extent=list(self._extent),
-            coords=_le_bytes(coords, "<u4"),
-            ids=b"" if self._ids is None else _le_bytes(self._ids, "u1"),
-            offsets=_le_bytes(self._offsets, "<u8"),
-            lengths=_le_bytes(self._lengths, "<u4"),
+            has_ids=self._ids is not None,
+            columns=compress_bytes(b"".join(columns)),
             inline_blob=self._blob,
         )
         return _file.encode(payload)
@@ -538,25 +543,24 @@ def _from_payload(p: _DecodedPayload) -> Manifest:
     if any(not 0 <= e <= _MAX_COORD + 1 for e in extent):
         raise ValueError(f"extent {extent} out of range")
     _check_extent(extent)
-    sizes = {
-        "coords": (len(p.coords), 4 * ndim * n),
-        "offsets": (len(p.offsets), 8 * n),
-        "lengths": (len(p.lengths), 4 * n),
-    }
-    if len(p.ids) not in (0, ID_BYTES * n):
-        sizes["ids"] = (len(p.ids), ID_BYTES * n)
-    for name, (got, want) in sizes.items():
-        if got != want:
-            raise ValueError(f"{name} column has {got} bytes, expected {want}")
-    coords = np.frombuffer(p.coords, dtype="<u4").reshape(n, ndim)
+    widths = [("coords", 4 * ndim), ("ids", ID_BYTES if p.has_ids else 0), ("offsets", 8)]
+    widths.append(("lengths", 4))
+    try:
+        raw = memoryview(decompress_bytes(p.columns, sum(w for _, w in widths) * n, what="columns"))
+    except FormatError as e:
+        raise ValueError(str(e)) from e  # reported with the file's name by StructFile
+    column, start = {}, 0
+    for name, width in widths:
+        column[name], start = raw[start : start + width * n], start + width * n
+    coords = np.frombuffer(column["coords"], dtype="<u4").reshape(n, ndim)
     if _extent_of(coords) != extent:
         raise ValueError(f"extent {extent} does not match the coordinates")
     keys = _ravel(coords, extent)
     if not (keys[1:] > keys[:-1]).all():
         raise ValueError("chunk coordinates are not strictly sorted")
-    ids = np.frombuffer(p.ids, dtype=np.uint8).reshape(n, ID_BYTES) if len(p.ids) else None
-    offsets = np.frombuffer(p.offsets, dtype="<u8")
-    lengths = np.frombuffer(p.lengths, dtype="<u4")
+    ids = np.frombuffer(column["ids"], np.uint8).reshape(n, ID_BYTES) if p.has_ids else None
+    offsets = np.frombuffer(column["offsets"], dtype="<u8")
+    lengths = np.frombuffer(column["lengths"], dtype="<u4")
     inline = np.ones(n, dtype=bool) if ids is None else ~ids.any(axis=1)
     if ids is not None and inline.all():
         ids = None  # canonical form: no ids column when every ref is inline
