@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from vrepo.errors import FormatError, InvalidRefNameError
+from vrepo.errors import FormatError, InvalidArgumentError, InvalidRefNameError
 from vrepo.format import (
     FORMAT_VERSION,
     MAX_SEQ,
@@ -317,8 +317,9 @@ def test_repo_config_validation() -> None:
         RepoConfig(inline_threshold_bytes=70000)
     with pytest.raises(ValueError):
         RepoConfig(inline_threshold_bytes=-1)
-    with pytest.raises(ValueError):
-        RepoConfig(manifest_preload_max_refs=-1)
+    for field in ("commit_retries", "commit_backoff_ms", "commit_backoff_max_ms"):
+        with pytest.raises(InvalidArgumentError, match=field):
+            RepoConfig(**{field: -1})
 
 
 def test_repo_config_unknown_fields_ignored() -> None:

@@ -148,19 +148,6 @@ def test_readonly_session_refuses_writes(repo):
         repo.readonly_session("main", tag="v1")
 
 
-def test_commit_conflict_when_branch_moved(repo):
-    write_commit(repo, 1.0)
-    a = repo.writable_session("main")
-    b = repo.writable_session("main")
-    zarr.open_array(a.store, path="x", mode="r+")[:2] = 7.0
-    zarr.open_array(b.store, path="x", mode="r+")[2:] = 8.0
-    winner = a.commit("a")
-    with pytest.raises(vrepo.ConflictError, match="moved"):
-        b.commit("b")
-    assert repo.lookup_branch("main") == winner
-    assert b.has_uncommitted_changes  # nothing lost: the loser keeps its changes
-
-
 def test_status_discard_and_empty_commit(repo):
     session = repo.writable_session("main")
     assert not session.has_uncommitted_changes

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from vrepo._rows import rows_in
 from vrepo.changeset import ChangeSet, Coords
 from vrepo.errors import VRepoError
 from vrepo.format import (
@@ -100,17 +101,6 @@ def _coords_array(coords: Iterable[Coords], ndim: int) -> np.ndarray:
     return np.fromiter(flat, dtype=np.uint64, count=len(rows) * ndim).reshape(len(rows), ndim)
 
 
-def _rows_in(rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Boolean mask: which rows of ``rows`` appear among the rows of ``candidates``."""
-    if rows.shape[1] == 0:
-        return np.full(len(rows), len(candidates) > 0)
-    row = np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))
-    return np.isin(
-        np.ascontiguousarray(rows).view(row).ravel(),
-        np.ascontiguousarray(candidates.astype(rows.dtype)).view(row).ravel(),
-    )
-
-
 class Content:
     """A base snapshot overlaid with a change set; reads, writes and flushes."""
 
@@ -186,7 +176,7 @@ class Content:
             return base
         changed = _coords_array(written.keys(), ndim)
         live = _coords_array((c for c, r in written.items() if r is not None), ndim)
-        return np.concatenate([base[~_rows_in(base, changed)], live])
+        return np.concatenate([base[~rows_in(base, changed)], live])
 
     # --- opaque objects (store keys that are not zarr structure) ----------------------------
 
@@ -260,7 +250,9 @@ class Content:
         node = NodeSnapshot(view.path, view.kind, view.meta.zarr_json, manifests)
         return node, keys
 
-    def _transaction_log(self, snapshot_id: str, summary: ChangeSummary) -> TransactionLog:
+    def transaction_log(self, snapshot_id: str = "") -> TransactionLog:
+        """What committing this change set would record (also used to detect conflicts)."""
+        summary = self.summary()
         chunk_changes = tuple(
             ArrayChunkChanges.from_coords(path, _coords_array(refs.keys(), len(next(iter(refs)))))
             for path, refs in sorted(self.changes.chunks.items())
@@ -298,7 +290,7 @@ class Content:
             nodes=nodes,
             loose=loose,
         )
-        log = self._transaction_log(snapshot.id, self.summary())
+        log = self.transaction_log(snapshot.id)
         await self.objects.put_snapshot(snapshot, log)
         keys = [key for _, node_keys in flushed for key in node_keys]
         keys += [chunk_key(chunk_id) for chunk_id in self.changes.external_chunk_ids()]

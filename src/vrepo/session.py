@@ -8,6 +8,7 @@ A `ForkSession` is a small picklable child for workers: it writes, its parent me
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +17,7 @@ import msgspec
 
 from vrepo._sync import run_sync
 from vrepo.changeset import ChangeSet, Coords, chunk_conflict_error
+from vrepo.conflicts import SOLVERS, Solver, find_conflicts
 from vrepo.content import ChangeSummary, Content
 from vrepo.errors import (
     ConflictError,
@@ -24,7 +26,7 @@ from vrepo.errors import (
     ReadOnlyError,
     VRepoError,
 )
-from vrepo.format import ChunkRef
+from vrepo.format import ChunkRef, Snapshot
 from vrepo.objects import ObjectIO
 from vrepo.refs import RefHead, read_head, write_record
 
@@ -57,6 +59,7 @@ class Session:
         self._content_lock = asyncio.Lock()
         self._forks: dict[str, _ForkRecord] = {}
         self._store: VRepoStore | None = None
+        self._commit_attempts = 0
 
     # --- properties ------------------------------------------------------------------------
 
@@ -83,6 +86,11 @@ class Session:
 
             self._store = VRepoStore(self, read_only=self._read_only)
         return self._store
+
+    @property
+    def commit_attempts(self) -> int:
+        """How many tries the last successful commit took (1 = no other writer interfered)."""
+        return self._commit_attempts
 
     @property
     def has_uncommitted_changes(self) -> bool:
@@ -127,13 +135,21 @@ class Session:
         metadata: dict[str, Any] | None = None,
         *,
         allow_empty: bool = False,
+        rebase_with: Solver = "fail",
     ) -> str:
         """Publish the changes as one new snapshot on the branch and return its id.
 
-        All or nothing: a reader sees either the old head or the whole new snapshot. If the
-        branch moved since this session started, raises `ConflictError` and keeps the changes.
+        All or nothing: a reader sees either the old head or the whole new snapshot. If other
+        commits landed on the branch meanwhile and changed different things, the changes are
+        rebased onto them and the commit retried (with jittered backoff, up to the
+        repository's ``commit_retries``). If they overlap, `ConflictError` lists every
+        conflict and the session keeps its changes, unless ``rebase_with`` settles chunk
+        conflicts: "ours" keeps this session's chunks, "theirs" keeps the other commits'.
+        Metadata conflicts are never settled silently.
         """
-        return run_sync(self.commit_async(message, metadata, allow_empty=allow_empty))
+        return run_sync(
+            self.commit_async(message, metadata, allow_empty=allow_empty, rebase_with=rebase_with)
+        )
 
     async def commit_async(
         self,
@@ -141,6 +157,7 @@ class Session:
         metadata: dict[str, Any] | None = None,
         *,
         allow_empty: bool = False,
+        rebase_with: Solver = "fail",
     ) -> str:
         """Async form of `commit`."""
         self._check_writable()
@@ -148,6 +165,7 @@ class Session:
             raise InvalidArgumentError(
                 f"commit message must be a str, not {type(message).__name__}"
             )
+        _check_solver(rebase_with)
         metadata = _validated_metadata(metadata)
         content = await self._ensure_content()
         if content.changes.is_empty() and not allow_empty:
@@ -155,22 +173,95 @@ class Session:
                 "nothing to commit: this session has no changes (pass allow_empty=True to "
                 "record an empty commit)"
             )
-        snapshot, keys = await content.flush(message, metadata)
-        await self._objects.make_durable(keys)
-        record = await write_record(self._objects.storage, self._head, "commit", snapshot.id)
-        if record is None:
-            current = await read_head(self._objects.storage, "branch", self._head.name)
-            moved_to = current.record.snapshot_id if current.record else None
+        config = self._objects.config
+        durable: set[str] = set()
+        for attempt in range(config.commit_retries + 1):
+            if attempt:
+                await self._rebase(rebase_with)
+                await asyncio.sleep(_backoff_seconds(attempt, config))
+                content = self._content
+            snapshot, keys = await content.flush(message, metadata)
+            await self._objects.make_durable([k for k in keys if k not in durable])
+            durable.update(keys)
+            record = await write_record(self._objects.storage, self._head, "commit", snapshot.id)
+            if record is not None:
+                self._head = RefHead("branch", self._head.name, record)
+                self._snapshot_id = snapshot.id
+                self._content = Content(self._objects, snapshot)
+                self._forks.clear()
+                self._commit_attempts = attempt + 1
+                return snapshot.id
+        raise ConflictError(
+            f"gave up committing to {self._head.name!r} after {config.commit_retries} retries: "
+            "other writers kept winning. Your changes are kept in the session; commit again, "
+            "or raise RepoConfig.commit_retries for a busier branch"
+        )
+
+    def rebase(self, solver: Solver = "fail") -> None:
+        """Move this session's changes onto the branch's current head, without committing.
+
+        Raises `ConflictError` listing every conflict with the commits made since the session
+        started, unless ``solver`` settles the chunk conflicts ("ours" or "theirs").
+        """
+        self._check_writable()
+        _check_solver(solver)
+        run_sync(self._rebase(solver))
+
+    async def _rebase(self, solver: Solver) -> None:
+        content = await self._ensure_content()
+        storage, branch = self._objects.storage, self._head.name
+        head = await read_head(storage, "branch", branch)
+        if not head.exists:
             raise ConflictError(
-                f"branch {self._head.name!r} moved since this session started (it was at "
-                f"{self._snapshot_id}, now at {moved_to}); your changes are kept in the "
-                "session: commit them from a new session on the new head",
+                f"branch {branch!r} was deleted while this session was open; your changes are "
+                "kept: create the branch again and commit, or discard them"
             )
-        self._head = RefHead("branch", self._head.name, record)
-        self._snapshot_id = snapshot.id
-        self._content = Content(self._objects, snapshot)
-        self._forks.clear()
-        return snapshot.id
+        winners = await self._commits_since_base(head.record.snapshot_id)
+        logs = [await self._objects.get_transaction_log(s.id) for s in winners]
+        ours = content.transaction_log()
+        conflicts = find_conflicts(ours, content.changes.nodes, logs, winners[0])
+        unsolved = [c for c in conflicts if not c.solvable or solver == "fail"]
+        if unsolved:
+            listed = "\n  ".join(map(str, conflicts[:50]))
+            more = f"\n  ... and {len(conflicts) - 50} more" if len(conflicts) > 50 else ""
+            advice = (
+                "rebase or commit with rebase_with='ours' or 'theirs' to settle chunk conflicts"
+                if all(c.solvable for c in conflicts)
+                else "metadata conflicts are never settled automatically: discard and redo "
+                "the conflicting changes on a new session"
+            )
+            raise ConflictError(
+                f"{len(conflicts)} conflict(s) with {len(winners)} commit(s) made to {branch!r} "
+                f"since this session started:\n  {listed}{more}\nYour changes are kept in the "
+                f"session; {advice}.",
+                conflicts=conflicts,
+            )
+        if solver == "theirs":
+            for conflict in conflicts:
+                if conflict.kind == "chunks":
+                    for coords in conflict.chunks:
+                        content.changes.chunks[conflict.path].pop(coords, None)
+                else:
+                    content.changes.loose.pop(conflict.path, None)
+        self._content = Content(self._objects, winners[0], content.changes)
+        self._snapshot_id = winners[0].id
+        self._head = head
+
+    async def _commits_since_base(self, head_id: str) -> list[Snapshot]:
+        """The snapshots from ``head_id`` back to (excluding) this session's base, newest first."""
+        found: list[Snapshot] = []
+        current: str | None = head_id
+        while current != self._snapshot_id:
+            if current is None:
+                raise ConflictError(
+                    f"branch {self._head.name!r} was reset to {head_id}, which does not descend "
+                    f"from this session's base {self._snapshot_id}; your changes cannot be "
+                    "rebased onto it: discard them, or reset the branch back"
+                )
+            snapshot = await self._objects.get_snapshot(current)
+            found.append(snapshot)
+            current = snapshot.parent_id
+        return found
 
     # --- forks ---------------------------------------------------------------------------------
 
@@ -271,6 +362,9 @@ class ForkSession(Session):
 
     def fork(self) -> ForkSession:
         raise VRepoError("fork the coordinator's session, not a fork")
+
+    def rebase(self, solver: Solver = "fail") -> None:
+        raise VRepoError("a fork cannot rebase; its coordinator rebases when it commits")
 
     def merge(self, *forks: ForkSession, on_conflict: OnConflict = "error") -> None:
         """Combine sibling forks into this one (for tree reductions)."""
@@ -375,6 +469,17 @@ def _apply(content: Content, changes: ChangeSet, keep: set[tuple[str, Coords] | 
     for key, ref in changes.loose.items():
         if key not in keep:
             current.loose[key] = ref
+
+
+def _check_solver(solver: str) -> None:
+    if solver not in SOLVERS:
+        raise InvalidArgumentError(f"solver must be one of {SOLVERS}, not {solver!r}")
+
+
+def _backoff_seconds(attempt: int, config: Any) -> float:
+    """Full jitter: uniform in [0, min(max, base * 2**(attempt-1))] milliseconds."""
+    cap = min(config.commit_backoff_max_ms, config.commit_backoff_ms * 2 ** (attempt - 1))
+    return random.uniform(0, cap) / 1000
 
 
 def _validated_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:

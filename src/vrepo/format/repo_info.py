@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from vrepo.errors import FormatError
+from vrepo.errors import FormatError, InvalidArgumentError
 from vrepo.format.envelope import (
     FORMAT_VERSION,
     FileType,
@@ -21,22 +21,28 @@ class RepoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
     ``inline_threshold_bytes``: chunks of up to this many bytes are stored inside the
     manifest instead of as chunk objects (0 disables inlining).
-    ``manifest_preload_max_refs``: reserved.
+    ``commit_retries``: how often a commit that lost a race to another writer rebases and
+    tries again before giving up with `ConflictError`.
+    ``commit_backoff_ms``: the first retry waits up to this long (jittered), doubling on each
+    further retry up to ``commit_backoff_max_ms``.
     """
 
     inline_threshold_bytes: int = 512
-    manifest_preload_max_refs: int = 0
+    commit_retries: int = 100
+    commit_backoff_ms: float = 5.0
+    commit_backoff_max_ms: float = 1000.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.inline_threshold_bytes <= MAX_INLINE_THRESHOLD:
-            raise ValueError(
-                f"inline_threshold_bytes is 0..{MAX_INLINE_THRESHOLD}, got "
-                f"{self.inline_threshold_bytes}"
-            )
-        if self.manifest_preload_max_refs < 0:
-            raise ValueError(
-                f"manifest_preload_max_refs is >= 0, got {self.manifest_preload_max_refs}"
-            )
+        limits = {
+            "inline_threshold_bytes": (0, MAX_INLINE_THRESHOLD),
+            "commit_retries": (0, 100_000),
+            "commit_backoff_ms": (0, 60_000),
+            "commit_backoff_max_ms": (0, 600_000),
+        }
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise InvalidArgumentError(f"RepoConfig.{name} must be {low}..{high}, got {value}")
 
 
 class RepoInfo(msgspec.Struct, frozen=True):
