@@ -162,3 +162,13 @@ def test_bounded_retries(tmp_path):
         vrepo.RepoConfig(commit_retries=-1)
     with pytest.raises(vrepo.InvalidArgumentError, match="solver"):
         b.commit("b", rebase_with="mine")
+
+
+def test_reset_to_the_session_base_moves_the_ref_but_not_the_data(repo):
+    session = repo.writable_session()
+    arr(session)[:2] = 4
+    repo.reset_branch("main", session.snapshot_id)  # a new ref record, same snapshot
+    snapshot = session.commit("after a no-op reset")
+    assert session.commit_attempts == 2
+    assert [r.action for r in repo.branch_history("main")[:2]] == ["commit", "reset"]
+    assert repo.lookup_branch("main") == snapshot

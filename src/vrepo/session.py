@@ -217,6 +217,9 @@ class Session:
                 "kept: create the branch again and commit, or discard them"
             )
         winners = await self._commits_since_base(head.record.snapshot_id)
+        if not winners:  # the ref moved (e.g. reset) but still points at our base
+            self._head = head
+            return
         logs = [await self._objects.get_transaction_log(s.id) for s in winners]
         ours = content.transaction_log()
         conflicts = find_conflicts(ours, content.changes.nodes, logs, winners[0])
