@@ -176,9 +176,9 @@ class Session:
         config = self._objects.config
         durable: set[str] = set()
         for attempt in range(config.commit_retries + 1):
-            if attempt:
-                await self._rebase(rebase_with)
+            if attempt:  # lost the race: wait, then rebase onto the newest head and go at once
                 await asyncio.sleep(_backoff_seconds(attempt, config))
+                await self._rebase(rebase_with)
                 content = self._content
             snapshot, keys = await content.flush(message, metadata)
             await self._objects.make_durable([k for k in keys if k not in durable])

@@ -29,8 +29,8 @@ class RepoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
     inline_threshold_bytes: int = 512
     commit_retries: int = 100
-    commit_backoff_ms: float = 5.0
-    commit_backoff_max_ms: float = 1000.0
+    commit_backoff_ms: float = 1.0
+    commit_backoff_max_ms: float = 64.0
 
     def __post_init__(self) -> None:
         limits = {
