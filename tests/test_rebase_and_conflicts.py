@@ -172,3 +172,48 @@ def test_reset_to_the_session_base_moves_the_ref_but_not_the_data(repo):
     assert session.commit_attempts == 2
     assert [r.action for r in repo.branch_history("main")[:2]] == ["commit", "reset"]
     assert repo.lookup_branch("main") == snapshot
+
+
+def test_amend_replaces_the_head_commit(repo):
+    session = repo.writable_session()
+    arr(session)[:2] = 5
+    first = session.commit("five")
+    parent = repo.lookup_snapshot(first).parent_id
+    stale = repo.writable_session()  # based on the commit about to be replaced
+    arr(stale)[6:] = 9
+    arr(session)[2:4] = 6
+    amended = session.amend("five and six", metadata={"fixed": True})
+    info = repo.lookup_snapshot(amended)
+    assert (info.parent_id, info.message, info.metadata) == (
+        parent,
+        "five and six",
+        {"fixed": True},
+    )
+    assert [i.id for i in repo.ancestry()][:2] == [amended, parent]
+    assert repo.branch_history("main")[0].action == "amend"
+    np.testing.assert_array_equal(head_values(repo), [5, 5, 6, 6, 1, 1, 1, 1])
+    with pytest.raises(vrepo.ConflictError, match="does not descend"):
+        stale.commit("based on the replaced commit")
+
+    older = repo.writable_session()
+    arr(repo.writable_session())[:1] = 0
+    other = repo.writable_session()
+    arr(other)[4:6] = 3
+    other.commit("moves main")
+    arr(older)[6:] = 2
+    with pytest.raises(vrepo.ConflictError, match="moved"):
+        older.amend("too late")
+
+
+def test_amended_log_still_reveals_conflicts(repo):
+    a = repo.writable_session()  # based on the parent of the commit that gets amended
+    arr(a)[:2] = 7
+    b = repo.writable_session()
+    arr(b)[6:] = 1
+    b.commit("touches chunk 3")
+    arr(b)[2:4] = 2
+    b.amend("touches chunks 1 and 3")
+    arr(a)[6:] = 4  # chunk 3 again: written by the amended commit's first half
+    with pytest.raises(vrepo.ConflictError) as info:
+        a.commit("a")
+    assert info.value.conflicts[0].chunks == ((3,),)

@@ -27,6 +27,7 @@ from vrepo.format import (
     Snapshot,
     TransactionLog,
     new_id,
+    union_of_logs,
 )
 from vrepo.node import ArrayLayout, NodeKind, NodeMetadata, parse_node_metadata
 from vrepo.objects import ObjectIO, chunk_key, manifest_key, snapshot_key, transaction_key
@@ -268,9 +269,17 @@ class Content:
             loose_keys=summary.objects_changed,
         )
 
-    async def flush(self, message: str, metadata: dict[str, Any]) -> tuple[Snapshot, list[str]]:
+    async def flush(
+        self,
+        message: str,
+        metadata: dict[str, Any],
+        *,
+        amending: TransactionLog | None = None,
+    ) -> tuple[Snapshot, list[str]]:
         """Write manifests, a snapshot and its transaction log; publish nothing.
 
+        With ``amending`` (the base snapshot's log), the new snapshot replaces the base: it
+        takes the base's parent and a log covering both commits.
         Returns the snapshot and every storage key the snapshot depends on that this
         change set wrote (chunks included), for the caller to make durable.
         """
@@ -283,7 +292,7 @@ class Content:
         )
         snapshot = Snapshot(
             id=new_id(),
-            parent_id=self.base.id,
+            parent_id=self.base.id if amending is None else self.base.parent_id,
             created_at=now_us(),
             message=message,
             metadata=metadata,
@@ -291,6 +300,8 @@ class Content:
             loose=loose,
         )
         log = self.transaction_log(snapshot.id)
+        if amending is not None:
+            log = union_of_logs(amending, log, snapshot.id)
         await self.objects.put_snapshot(snapshot, log)
         keys = [key for _, node_keys in flushed for key in node_keys]
         keys += [chunk_key(chunk_id) for chunk_id in self.changes.external_chunk_ids()]

@@ -197,6 +197,43 @@ class Session:
             "or raise RepoConfig.commit_retries for a busier branch"
         )
 
+    def amend(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Replace the branch's head commit with one holding its changes and this session's.
+
+        Like ``git commit --amend``: the new snapshot takes the head's parent, and the branch
+        history records an "amend". Only while this session is based on the branch head;
+        sessions others opened on the replaced commit get `ConflictError` when they commit.
+        """
+        return run_sync(self._amend(message, metadata))
+
+    async def _amend(self, message: str, metadata: dict[str, Any] | None) -> str:
+        self._check_writable()
+        metadata = _validated_metadata(metadata)
+        content = await self._ensure_content()
+        storage, branch = self._objects.storage, self._head.name
+        head = await read_head(storage, "branch", branch)
+        if not head.exists or head.record.snapshot_id != self._snapshot_id:
+            raise ConflictError(
+                f"amend replaces the head of {branch!r}, but the branch moved since this session "
+                "started; rebase() and make a new commit instead"
+            )
+        if content.base.parent_id is None:
+            raise InvalidArgumentError("the repository's first commit cannot be amended")
+        base_log = await self._objects.get_transaction_log(self._snapshot_id)
+        snapshot, keys = await content.flush(message, metadata, amending=base_log)
+        await self._objects.make_durable(keys)
+        record = await write_record(storage, head, "amend", snapshot.id)
+        if record is None:
+            raise ConflictError(
+                f"another commit landed on {branch!r} while amending; nothing was changed. "
+                "rebase() and make a new commit instead"
+            )
+        self._head = RefHead("branch", branch, record)
+        self._snapshot_id = snapshot.id
+        self._content = Content(self._objects, snapshot)
+        self._forks.clear()
+        return snapshot.id
+
     def rebase(self, solver: Solver = "fail") -> None:
         """Move this session's changes onto the branch's current head, without committing.
 
@@ -368,6 +405,9 @@ class ForkSession(Session):
 
     def rebase(self, solver: Solver = "fail") -> None:
         raise VRepoError("a fork cannot rebase; its coordinator rebases when it commits")
+
+    def amend(self, *args: Any, **kwargs: Any) -> str:
+        raise VRepoError("a fork cannot amend; its coordinator commits")
 
     def merge(self, *forks: ForkSession, on_conflict: OnConflict = "error") -> None:
         """Combine sibling forks into this one (for tree reductions)."""

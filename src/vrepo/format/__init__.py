@@ -57,6 +57,7 @@ from vrepo.format.transaction import (
     TransactionLog,
     decode_transaction_log,
     encode_transaction_log,
+    union_of_logs,
 )
 
 __all__ = [
@@ -101,5 +102,6 @@ __all__ = [
     "ref_dir",
     "ref_record_key",
     "seq_from_record_key",
+    "union_of_logs",
     "validate_ref_name",
 ]

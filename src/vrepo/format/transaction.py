@@ -77,3 +77,33 @@ def encode_transaction_log(t: TransactionLog) -> bytes:
 def decode_transaction_log(data: bytes | bytearray | memoryview, *, what: str) -> TransactionLog:
     """Decode and verify a transaction log file; `FormatError` if it is corrupt."""
     return _file.decode(data, what=what)
+
+
+def union_of_logs(
+    first: TransactionLog, second: TransactionLog, snapshot_id: str
+) -> TransactionLog:
+    """One log covering both: for a snapshot that replaces ``first``'s (an amended commit).
+
+    Every path and chunk either log names stays named, so conflict detection against the
+    combined log is at least as strict as against the two separately.
+    """
+
+    def paths(field: str) -> tuple[str, ...]:
+        return tuple(sorted(set(getattr(first, field)) | set(getattr(second, field))))
+
+    coords: dict[str, list[np.ndarray]] = {}
+    for changes in (*first.chunks, *second.chunks):
+        coords.setdefault(changes.path, []).append(changes.coords_array())
+    chunks = tuple(
+        ArrayChunkChanges.from_coords(path, np.concatenate(parts))
+        for path, parts in sorted(coords.items())
+    )
+    return TransactionLog(
+        snapshot_id=snapshot_id,
+        new_groups=paths("new_groups"),
+        new_arrays=paths("new_arrays"),
+        updated_metadata=paths("updated_metadata"),
+        deleted_nodes=paths("deleted_nodes"),
+        chunks=chunks,
+        loose_keys=paths("loose_keys"),
+    )
