@@ -1,4 +1,5 @@
-"""Real multi-process races on `LocalStorage`: atomic create and atomic replace."""
+"""Real multi-process races: atomic create on local disk and on both S3 servers, and atomic
+replace on local disk."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vrepo.storage import LocalStorage
+import pytest
+
+from s3_servers import s3_server_named
+from vrepo.storage import LocalStorage, Storage
 
 PROCESSES = 8
 KEYS = 20
 TIMEOUT = 120  # seconds; generous for slow CI machines
 PAYLOAD_SIZE = 256 * 1024
+# SeaweedFS serialises conditional writes to one key with a lock it retries about once a
+# second, so each contended key costs it ~1-2 s: fewer keys keep its race quick.
+RACE_KEYS = {"local": KEYS, "s3-moto": KEYS, "s3-seaweedfs": 10}
 
 
 def _payload(worker: int, round_: int = 0) -> bytes:
@@ -21,14 +28,20 @@ def _payload(worker: int, round_: int = 0) -> bytes:
     return bytes([worker * 16 + round_ % 16]) * PAYLOAD_SIZE
 
 
-def _race_put_if_absent(storage: LocalStorage, worker: int, barrier: Any, results: Any) -> None:
-    async def create(key: str) -> bool:
-        return await storage.put_if_absent(key, f"worker {worker} {key}".encode())
+def _race_put_if_absent(
+    storage: Storage, keys: int, worker: int, barrier: Any, results: Any
+) -> None:
+    async def create_all() -> None:
+        for i in range(keys):
+            key = f"refs/branch.main/{i}.json"
+            barrier.wait(TIMEOUT)  # blocks this process's loop, which has nothing else to do
+            results.put((key, worker, await storage.put_if_absent(key, _record(worker, key))))
 
-    for i in range(KEYS):
-        key = f"refs/branch.main/{i}.json"
-        barrier.wait(TIMEOUT)
-        results.put((key, worker, asyncio.run(create(key))))
+    asyncio.run(create_all())
+
+
+def _record(worker: int, key: str) -> bytes:
+    return f"worker {worker} {key}".encode() * 64
 
 
 def _race_put(storage: LocalStorage, worker: int, rounds: int, barrier: Any, done: Any) -> None:
@@ -56,24 +69,33 @@ def _join(processes: list[Any]) -> None:
         assert process.exitcode == 0, f"worker failed with exit code {process.exitcode}"
 
 
-def test_put_if_absent_has_exactly_one_winner_across_processes(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path / "repo")
+@pytest.mark.parametrize("backend", list(RACE_KEYS))
+def test_put_if_absent_has_exactly_one_winner_across_processes(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "local":
+        storage: Storage = LocalStorage(tmp_path / "repo")
+    else:
+        server = s3_server_named(request, backend.removeprefix("s3-"))
+        storage = server.storage(server.pool.take(), "repo")
+    keys = RACE_KEYS[backend]
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)
     results = ctx.Queue()
-    processes = _start(ctx, _race_put_if_absent, lambda w: (storage, w, barrier, results))
-    outcomes = [results.get(timeout=TIMEOUT) for _ in range(PROCESSES * KEYS)]
+    processes = _start(ctx, _race_put_if_absent, lambda w: (storage, keys, w, barrier, results))
+    outcomes = [results.get(timeout=TIMEOUT) for _ in range(PROCESSES * keys)]
     _join(processes)
 
-    for i in range(KEYS):
-        key = f"refs/branch.main/{i}.json"
+    expected = sorted(f"refs/branch.main/{i}.json" for i in range(keys))
+    for key in expected:
         winners = [worker for k, worker, won in outcomes if k == key and won]
         assert len(winners) == 1, f"{key}: winners {winners}"
         content = asyncio.run(storage.get(key))
-        assert content == f"worker {winners[0]} {key}".encode()
-    assert sorted(p.name for p in (tmp_path / "repo" / "refs" / "branch.main").iterdir()) == sorted(
-        f"{i}.json" for i in range(KEYS)
-    )  # no temp files left behind
+        assert content == _record(winners[0], key)
+    assert asyncio.run(storage.list("")) == expected
+    if backend == "local":  # no temp files left behind
+        names = sorted(p.name for p in (tmp_path / "repo" / "refs" / "branch.main").iterdir())
+        assert names == sorted(key.rpartition("/")[2] for key in expected)
 
 
 def test_concurrent_put_never_mixes_payloads(tmp_path: Path) -> None:

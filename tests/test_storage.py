@@ -4,34 +4,61 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import errno
 import gc
 import os
 import pickle
 import subprocess
 import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
 
 import vrepo.storage.local as local_module
-from vrepo.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+from s3_servers import s3_server_named
+from vrepo.errors import InvalidArgumentError, InvalidKeyError, ObjectNotFoundError, StorageError
 from vrepo.storage import (
+    FsspecStorage,
     LocalStorage,
     MemoryStorage,
+    S3Storage,
     Storage,
     as_storage,
+    fsspec_storage,
     local_storage,
     memory_storage,
 )
 from vrepo.storage._keys import validate_key, validate_prefix
 
+BACKENDS = ["local", "memory", "s3-moto", "s3-seaweedfs", "fsspec-memory"]
 
-@pytest.fixture(params=["local", "memory"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+
+@pytest.fixture(params=BACKENDS)
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    """Every backend, each empty: S3 in a fresh bucket, fsspec on a fresh memory:// root."""
     if request.param == "local":
-        return LocalStorage(tmp_path / "root")
-    return MemoryStorage()
+        yield LocalStorage(tmp_path / "root")
+    elif request.param == "memory":
+        yield MemoryStorage()
+    elif request.param.startswith("s3-"):
+        server = s3_server_named(request, request.param.removeprefix("s3-"))
+        s3 = server.storage(server.pool.take(), "repo")
+        yield s3
+        await s3.close()
+    else:  # fsspec has no atomic create: single_writer=True lets the single-writer tests run
+        root = f"memory://vrepo-test-{uuid.uuid4().hex}"
+        yield fsspec_storage(root, single_writer=True)
+        with contextlib.suppress(FileNotFoundError):  # nothing was written
+            fsspec.filesystem("memory").rm(root, recursive=True)
+
+
+def _needs_atomic_create(storage: Storage) -> None:
+    if not storage.supports_atomic_create:
+        pytest.skip("fsspec filesystems have no atomic create (see test_fsspec_* below)")
 
 
 def _all_files(path: Path) -> set[str]:
@@ -124,10 +151,11 @@ async def test_put_if_absent(storage: Storage) -> None:
     assert not await storage.put_if_absent("refs/branch.main/1.json", b"loser")
     assert await storage.get("refs/branch.main/1.json") == b"winner"
     assert await storage.list("refs/") == ["refs/branch.main/1.json"]
-    assert storage.supports_atomic_create
+    assert storage.supports_atomic_create == (not isinstance(storage, FsspecStorage))
 
 
 async def test_put_if_absent_concurrent_in_one_process(storage: Storage) -> None:
+    _needs_atomic_create(storage)
     results = await asyncio.gather(
         *(storage.put_if_absent("refs/r/1", f"writer {i}".encode()) for i in range(16))
     )
@@ -243,6 +271,13 @@ async def test_make_durable(storage: Storage) -> None:
     await storage.make_durable(["chunks/a", "chunks/deep/b", "snapshots/s"])
     await storage.make_durable([])
     await storage.make_durable(iter(["chunks/a"]))
+
+
+@pytest.mark.parametrize("backend", ["local", "memory"])
+async def test_make_durable_reports_missing_keys(backend: str, tmp_path: Path) -> None:
+    # S3 and fsspec: durability needs no action there, so missing keys are not looked for.
+    storage = LocalStorage(tmp_path) if backend == "local" else MemoryStorage()
+    await storage.put("chunks/a", b"1")
     with pytest.raises(ObjectNotFoundError) as info:
         await storage.make_durable(["chunks/a", "chunks/missing"])
     assert info.value.key == "chunks/missing"
@@ -436,8 +471,18 @@ def test_factories(tmp_path: Path) -> None:
     assert as_storage(tmp_path) == LocalStorage(tmp_path)
     assert as_storage(str(tmp_path)) == LocalStorage(tmp_path)
     assert as_storage(f"file://{tmp_path}") == LocalStorage(tmp_path)
-    with pytest.raises(StorageError, match=r"'s3'.*file://"):
-        as_storage("s3://bucket/repo")
+    assert as_storage("s3://bucket/repo/x") == S3Storage("bucket", "repo/x")
+    assert as_storage("s3://bucket") == S3Storage("bucket")
+    options = {"endpoint_url": "http://127.0.0.1:9000", "region": "eu-west-1"}
+    assert as_storage("s3://bucket/repo", options) == S3Storage(
+        "bucket", "repo", endpoint_url="http://127.0.0.1:9000", region="eu-west-1"
+    )
+    with pytest.raises(StorageError, match=r"'gs'.*file://.*s3://"):
+        as_storage("gs://bucket/repo")
+    with pytest.raises(InvalidArgumentError, match="storage_options apply only to s3://"):
+        as_storage(tmp_path, {"region": "x"})
+    with pytest.raises(InvalidArgumentError, match="storage_options apply only to s3://"):
+        as_storage(memory, {"region": "x"})
     with pytest.raises(TypeError):
         as_storage(42)  # type: ignore[arg-type]
 
@@ -476,3 +521,69 @@ async def test_put_if_absent_without_hard_links(
     assert not storage._links_supported
     assert await storage.put_if_absent("refs/2", b"third")
     assert _all_files(tmp_path) == {"refs", "refs/1", "refs/2"}
+
+
+# --- fsspec ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def memory_root() -> Iterator[str]:
+    root = f"memory://vrepo-test-{uuid.uuid4().hex}"
+    yield root
+    with contextlib.suppress(FileNotFoundError):
+        fsspec.filesystem("memory").rm(root, recursive=True)
+
+
+async def test_fsspec_refuses_put_if_absent_without_single_writer(memory_root: str) -> None:
+    storage = fsspec_storage(memory_root)
+    assert not storage.supports_atomic_create
+    with pytest.raises(StorageError) as info:
+        await storage.put_if_absent("refs/branch.main/1.json", b"x")
+    message = str(info.value)
+    assert "'refs/branch.main/1.json'" in message
+    assert "cannot create" in message and "atomically" in message
+    assert "overwrite each other" in message
+    assert "local storage" in message and "S3 storage" in message
+    assert "single_writer=True" in message
+    assert not await storage.exists("refs/branch.main/1.json")
+
+
+async def test_fsspec_single_writer(memory_root: str) -> None:
+    storage = fsspec_storage(memory_root, single_writer=True)
+    assert await storage.put_if_absent("refs/1", b"first")
+    assert not await storage.put_if_absent("refs/1", b"second")
+    assert await storage.get("refs/1") == b"first"
+    assert not storage.supports_atomic_create  # still not atomic: only the caller's promise
+
+
+async def test_fsspec_with_a_filesystem_object(memory_root: str, tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    storage = fsspec_storage(fs, memory_root)
+    assert storage == FsspecStorage(fs, memory_root)
+    assert storage == fsspec_storage(memory_root)
+    assert storage != fsspec_storage(memory_root, single_writer=True)
+    assert storage.url == memory_root.replace("memory://", "memory:///")
+    await storage.put("a/b", b"x")
+    assert await fsspec_storage(memory_root).get("a/b") == b"x"
+    local = fsspec_storage(f"file://{tmp_path}/repo", single_writer=True)
+    await local.put("chunks/deep/c", b"local")
+    assert (tmp_path / "repo" / "chunks" / "deep" / "c").read_bytes() == b"local"
+    assert await local.list("chunks/") == ["chunks/deep/c"]
+    with pytest.raises(InvalidArgumentError, match="root only with a filesystem"):
+        fsspec_storage(memory_root, root="x")
+    with pytest.raises(InvalidArgumentError, match="storage options apply only to a URL"):
+        fsspec_storage(fs, memory_root, auto_mkdir=True)
+
+
+def test_fsspec_pickle(memory_root: str) -> None:
+    storage = fsspec_storage(memory_root, single_writer=True)
+    clone = pickle.loads(pickle.dumps(storage))
+    assert clone == storage
+    assert hash(clone) == hash(storage)
+    assert clone.single_writer
+
+
+def test_fsspec_rejects_async_mode_filesystem() -> None:
+    fs = fsspec.filesystem("http", asynchronous=True, skip_instance_cache=True)
+    with pytest.raises(InvalidArgumentError, match="synchronous mode"):
+        FsspecStorage(fs, "http://example.invalid/")

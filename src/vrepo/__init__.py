@@ -1,7 +1,8 @@
 """vrepo: version control for Zarr array data on object storage.
 
-Snapshots, branches, tags, time travel and atomic commits for Zarr v3 data on local disk or
-in memory (S3 follows), with no server. Start with `Repository.open_or_create(path)`.
+Snapshots, branches, tags, time travel and atomic commits for Zarr v3 data on local disk,
+S3 and S3-compatible stores, with no server; any number of uncoordinated writers may commit
+to one branch. Start with `Repository.open_or_create(path)`.
 """
 
 from vrepo.content import ChangeSummary
@@ -28,7 +29,18 @@ from vrepo.errors import (
 from vrepo.format import RefRecord, RepoConfig
 from vrepo.repository import Repository, SnapshotInfo
 from vrepo.session import ForkSession, Session
-from vrepo.storage import LocalStorage, MemoryStorage, Storage, local_storage, memory_storage
+from vrepo.storage import (
+    FsspecStorage,
+    LocalStorage,
+    MemoryStorage,
+    S3Credentials,
+    S3Storage,
+    Storage,
+    fsspec_storage,
+    local_storage,
+    memory_storage,
+    s3_storage,
+)
 from vrepo.zarr_store import VRepoStore
 
 __version__ = "0.1.0"
@@ -39,6 +51,7 @@ __all__ = [
     "ConflictError",
     "ForkSession",
     "FormatError",
+    "FsspecStorage",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidRefNameError",
@@ -55,6 +68,8 @@ __all__ = [
     "Repository",
     "RepositoryExistsError",
     "RepositoryNotFoundError",
+    "S3Credentials",
+    "S3Storage",
     "Session",
     "SnapshotInfo",
     "SnapshotNotFoundError",
@@ -63,6 +78,8 @@ __all__ = [
     "UnsupportedZarrFormatError",
     "VRepoError",
     "VRepoStore",
+    "fsspec_storage",
     "local_storage",
     "memory_storage",
+    "s3_storage",
 ]

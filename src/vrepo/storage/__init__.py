@@ -1,20 +1,28 @@
 """Layer 1: the only code that touches bytes at rest.
 
-`Storage` is the async interface; `LocalStorage` (the default) and `MemoryStorage`
-implement it. `as_storage` turns what a user passes (a path, a ``file://`` URL or a
-storage object) into a `Storage`.
+`Storage` is the async interface; `LocalStorage` (the default), `MemoryStorage`,
+`S3Storage` and `FsspecStorage` implement it (docs/storage.md compares their guarantees).
+`as_storage` turns what a user passes (a path, a ``file://`` or ``s3://`` URL, or a storage
+object) into a `Storage`.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from vrepo.errors import StorageError
+from vrepo.errors import InvalidArgumentError, StorageError
 from vrepo.storage.base import Storage
+from vrepo.storage.credentials import CredentialsSource, S3Credentials
+from vrepo.storage.fsspec_storage import FsspecStorage
 from vrepo.storage.local import LocalStorage
 from vrepo.storage.memory import MemoryStorage
+from vrepo.storage.s3 import S3Storage
 
-_SUPPORTED = "plain paths and file:// URLs (local storage), or a Storage object"
+_SUPPORTED = (
+    "plain paths and file:// URLs (local storage), s3://bucket/prefix URLs (S3 storage), "
+    "or a Storage object (see vrepo.fsspec_storage for other filesystems)"
+)
 
 
 def local_storage(path: str | os.PathLike[str]) -> LocalStorage:
@@ -27,33 +35,106 @@ def memory_storage() -> MemoryStorage:
     return MemoryStorage()
 
 
-def as_storage(obj: Storage | str | os.PathLike[str]) -> Storage:
-    """Accept a storage object as is, or turn a path or ``file://`` URL into `LocalStorage`.
+def s3_storage(
+    bucket: str,
+    prefix: str = "",
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    anonymous: bool = False,
+    credentials: CredentialsSource = None,
+) -> S3Storage:
+    """Storage below ``s3://bucket/prefix`` on AWS or an S3-compatible server.
 
-    Lets user-facing functions take either a location or a configured storage.
+    ``credentials`` is `S3Credentials`, a picklable zero-argument callable returning them
+    (called lazily, again only near expiry), or None for botocore's default chain
+    (environment, config files, instance role); ``anonymous=True`` reads public buckets.
+    """
+    return S3Storage(
+        bucket,
+        prefix,
+        endpoint_url=endpoint_url,
+        region=region,
+        anonymous=anonymous,
+        credentials=credentials,
+    )
+
+
+def fsspec_storage(
+    url_or_fs: Any,
+    root: str | None = None,
+    single_writer: bool = False,
+    **storage_options: Any,
+) -> FsspecStorage:
+    """Storage on any fsspec filesystem, given a URL (plus its options) or a filesystem.
+
+    Such storage cannot commit safely with concurrent writers; see `FsspecStorage`.
+    """
+    if isinstance(url_or_fs, str):
+        if root is not None:
+            raise InvalidArgumentError("pass root only with a filesystem object, not a URL")
+        from fsspec.core import url_to_fs
+
+        fs, path = url_to_fs(url_or_fs, **storage_options)
+        return FsspecStorage(fs, path, single_writer=single_writer)
+    if storage_options:
+        raise InvalidArgumentError(
+            "storage options apply only to a URL; configure the filesystem object instead"
+        )
+    return FsspecStorage(url_or_fs, root or "", single_writer=single_writer)
+
+
+def as_storage(
+    obj: Storage | str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> Storage:
+    """Accept a storage object as is, or turn a path or URL into a storage.
+
+    Paths and ``file://`` URLs give `LocalStorage`; ``s3://bucket/prefix`` gives `S3Storage`,
+    configured by ``storage_options`` (the keyword arguments of `s3_storage`). Lets
+    user-facing functions take either a location or a configured storage.
     """
     if isinstance(obj, Storage):
+        _no_options(storage_options, "a Storage object")
         return obj
     if isinstance(obj, str):
         scheme, sep, rest = obj.partition("://")
         if sep:
-            if scheme.lower() != "file":
+            scheme = scheme.lower()
+            if scheme == "s3":
+                bucket, _, prefix = rest.partition("/")
+                return s3_storage(bucket, prefix, **(storage_options or {}))
+            if scheme != "file":
                 raise StorageError(
                     f"unsupported storage URL scheme {scheme!r} in {obj!r}; supported are "
                     f"{_SUPPORTED}"
                 )
             obj = rest
+        _no_options(storage_options, "local storage")
         return LocalStorage(obj)
     if isinstance(obj, os.PathLike):
+        _no_options(storage_options, "local storage")
         return LocalStorage(obj)
     raise TypeError(f"expected {_SUPPORTED}, got {type(obj).__name__}")
 
 
+def _no_options(storage_options: dict[str, Any] | None, what: str) -> None:
+    if storage_options:
+        raise InvalidArgumentError(
+            f"storage_options apply only to s3:// URLs, not to {what}; "
+            f"got {sorted(storage_options)}"
+        )
+
+
 __all__ = [
+    "FsspecStorage",
     "LocalStorage",
     "MemoryStorage",
+    "S3Credentials",
+    "S3Storage",
     "Storage",
     "as_storage",
+    "fsspec_storage",
     "local_storage",
     "memory_storage",
+    "s3_storage",
 ]

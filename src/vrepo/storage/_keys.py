@@ -94,3 +94,12 @@ def first_keys(keys: Iterable[str], limit: int | None) -> list[str]:
     if limit < 0:
         raise ValueError(f"list limit must be >= 0 or None, got {limit}")
     return heapq.nsmallest(limit, keys)
+
+
+def is_valid_key(key: str) -> bool:
+    """Whether a listed object name is a valid key (not, say, a folder marker ending in '/')."""
+    try:
+        validate_key(key)
+    except InvalidKeyError:
+        return False
+    return True

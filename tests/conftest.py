@@ -1,0 +1,47 @@
+"""Shared fixtures: real S3 servers (moto and SeaweedFS), fresh buckets, S3 storage objects.
+
+Servers are session-scoped, started on first use by each pytest-xdist worker for itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from s3_servers import S3Server, s3_server_named, start_moto, start_seaweedfs
+from vrepo.storage import S3Storage
+
+S3_SERVERS = ["moto", "seaweedfs"]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[S3Server]:
+    with start_moto() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with start_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(params=S3_SERVERS)
+def s3_server(request: pytest.FixtureRequest) -> S3Server:
+    """Each S3 server in turn."""
+    return s3_server_named(request, request.param)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A new, empty bucket on the server, for this test only."""
+    return s3_server.pool.take()
+
+
+@pytest.fixture
+async def s3(s3_server: S3Server, s3_bucket: str) -> AsyncIterator[S3Storage]:
+    """`S3Storage` below the prefix 'repo' of a fresh bucket; its client is closed after."""
+    storage = s3_server.storage(s3_bucket, "repo")
+    yield storage
+    await storage.close()
