@@ -421,6 +421,12 @@ class ForkSession(Session):
         for fork in forks:
             mine.merge(fork._change_set(), on_conflict)
 
+    def _sibling(self) -> ForkSession:
+        """A fork of the same fork() call with no changes: one per task, merged later."""
+        return ForkSession(
+            self._objects, self._snapshot_id, parent_id=self._parent_id, branch=self._branch_name
+        )
+
     def _change_set(self) -> ChangeSet:
         """This fork's changes, whether or not it has loaded its base snapshot yet."""
         if self._content is not None:

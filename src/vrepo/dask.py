@@ -1,0 +1,127 @@
+"""Writing dask arrays into a vrepo session from many workers at once.
+
+Every block is written by a task into its own fork of the coordinator's session; tasks return
+only their forks' change sets (chunk refs, never chunk bytes, except chunks small enough to be
+inlined), which are merged up a tree of ``split_every`` fan-in, so no single task receives all
+of them. The coordinator then merges the root once and commits when it chooses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import zarr
+
+from vrepo.errors import InvalidArgumentError
+from vrepo.session import ForkSession, Session
+from vrepo.zarr_store import VRepoStore
+
+Region = tuple[slice, ...]
+
+
+def store(
+    sources: da.Array | Sequence[da.Array],
+    targets: zarr.Array | Sequence[zarr.Array],
+    regions: Region | Sequence[Region | None] | None = None,
+    split_every: int | None = None,
+) -> None:
+    """Write dask arrays into zarr arrays of one writable vrepo session, on any scheduler.
+
+    ``targets`` are arrays opened on ``session.store``; ``regions`` optionally place each
+    source inside its target (default: the whole target). The writes land in the session as
+    uncommitted changes; call ``session.commit(...)`` to publish them atomically. Blocks that
+    share a zarr chunk would overwrite each other's data, so that raises `ChunkConflictError`:
+    rechunk the source to multiples of the target's chunks.
+    """
+    sources, targets = _as_list(sources), _as_list(targets)
+    if len(sources) != len(targets):
+        raise InvalidArgumentError(
+            f"{len(sources)} sources but {len(targets)} targets: pass one target per source"
+        )
+    regions_list = _regions(regions, len(sources))
+    session = _session_of(targets)
+    fork = session.fork()
+    writes = [
+        dask.delayed(_write_block, pure=False)(block, fork, target.path, region)
+        for source, target, region in zip(sources, targets, regions_list, strict=True)
+        for block, region in _blocks(source, target, region)
+    ]
+    if not writes:
+        return
+    root = _tree(writes, split_every or 32)
+    session.merge(dask.compute(root)[0])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _regions(regions: Any, n: int) -> list[Region | None]:
+    if regions is None:
+        return [None] * n
+    if isinstance(regions, tuple) and all(isinstance(r, slice) for r in regions):
+        return [regions] * n if n == 1 else _regions([regions], n)
+    regions = list(regions)
+    if len(regions) != n:
+        raise InvalidArgumentError(f"{len(regions)} regions for {n} sources: pass one per source")
+    return regions
+
+
+def _session_of(targets: list[zarr.Array]) -> Session:
+    sessions = {
+        id(t.store.session): t.store.session for t in targets if isinstance(t.store, VRepoStore)
+    }
+    if len(sessions) != 1 or not all(isinstance(t.store, VRepoStore) for t in targets):
+        raise InvalidArgumentError(
+            "targets must be zarr arrays opened on one writable vrepo session's store "
+            "(zarr.open_array(session.store, path=...))"
+        )
+    session = next(iter(sessions.values()))
+    if session.read_only or isinstance(session, ForkSession):
+        raise InvalidArgumentError("targets must belong to a writable (coordinator) session")
+    return session
+
+
+def _blocks(source: da.Array, target: zarr.Array, region: Region | None):
+    """(block, region in the target) for every block of ``source``."""
+    origin = [0] * target.ndim if region is None else [s.start or 0 for s in region]
+    if source.ndim != target.ndim:
+        raise InvalidArgumentError(
+            f"source has {source.ndim} dimensions, target {target.path!r} has {target.ndim}"
+        )
+    starts = [list(itertools.accumulate((0, *sizes))) for sizes in source.chunks]
+    blocks = source.to_delayed().ravel()  # C order, as itertools.product below
+    indices = itertools.product(*(range(len(sizes)) for sizes in source.chunks))
+    for block, index in zip(blocks, indices, strict=True):
+        block_region = tuple(
+            slice(origin[d] + starts[d][i], origin[d] + starts[d][i + 1])
+            for d, i in enumerate(index)
+        )
+        yield block, block_region
+
+
+def _write_block(block: Any, fork: ForkSession, path: str, region: Region) -> ForkSession:
+    mine = fork._sibling()  # one fork per task, even when tasks share the object (threads)
+    zarr.open_array(mine.store, path=path, mode="r+")[region] = block
+    return mine
+
+
+def _merge(*forks: ForkSession) -> ForkSession:
+    merged = forks[0]._sibling()
+    merged.merge(*forks)
+    return merged
+
+
+def _tree(nodes: list[Any], split_every: int) -> Any:
+    if split_every < 2:
+        raise InvalidArgumentError("split_every must be at least 2")
+    while len(nodes) > 1:
+        nodes = [
+            dask.delayed(_merge, pure=False)(*nodes[i : i + split_every])
+            for i in range(0, len(nodes), split_every)
+        ]
+    return nodes[0]

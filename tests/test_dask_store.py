@@ -1,0 +1,95 @@
+"""vrepo.dask.store: dask arrays written by workers into forks, merged up a tree, one commit."""
+
+from __future__ import annotations
+
+import pickle
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from distributed import Client, LocalCluster
+
+import vrepo
+import vrepo.dask
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def _target(session: vrepo.Session, shape, chunks, name="t") -> zarr.Array:
+    return zarr.create_array(session.store, name=name, shape=shape, chunks=chunks, dtype="f8")
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes", "distributed"])
+def test_store_on_every_scheduler(tmp_path, scheduler, request):
+    repo = vrepo.Repository.create(tmp_path / "r.vrepo")
+    session = repo.writable_session()
+    data = np.random.default_rng(0).random((64, 48))
+    target = _target(session, data.shape, (8, 16))
+    source = da.from_array(data, chunks=(16, 16))  # 4 x 3 blocks, each 2 zarr chunks
+    if scheduler == "distributed":
+        request.getfixturevalue("client")
+        vrepo.dask.store(source, target, split_every=3)
+    else:
+        with dask.config.set(scheduler=scheduler):
+            vrepo.dask.store(source, target, split_every=3)
+    assert repo.lookup_branch("main") == session.snapshot_id  # nothing published yet
+    assert session.status().chunks_written == {"/t": 24}
+    snapshot = session.commit("dask write")
+    got = zarr.open_array(repo.readonly_session(snapshot_id=snapshot).store, path="t")[:]
+    np.testing.assert_array_equal(got, data)
+
+
+def test_regions_and_several_targets(tmp_path):
+    repo = vrepo.Repository.create(tmp_path / "r.vrepo")
+    session = repo.writable_session()
+    a, b = _target(session, (20,), (5,), "a"), _target(session, (6, 6), (3, 3), "b")
+    with dask.config.set(scheduler="threads"):
+        vrepo.dask.store(
+            [da.ones(10, chunks=5), da.full((6, 6), 2.0, chunks=3)],
+            [a, b],
+            regions=[(slice(10, 20),), None],
+        )
+    session.commit("two arrays")
+    head = repo.readonly_session().store
+    np.testing.assert_array_equal(zarr.open_array(head, path="a")[:], [0] * 10 + [1] * 10)
+    np.testing.assert_array_equal(zarr.open_array(head, path="b")[:], np.full((6, 6), 2.0))
+
+
+def test_blocks_sharing_a_chunk_conflict(tmp_path):
+    repo = vrepo.Repository.create(tmp_path / "r.vrepo")
+    session = repo.writable_session()
+    target = _target(session, (12,), (4,))
+    with dask.config.set(scheduler="threads"), pytest.raises(vrepo.ChunkConflictError, match="/t"):
+        vrepo.dask.store(da.ones(12, chunks=6), target)  # block edges cut chunk 1
+    assert not session.status().chunks_written  # nothing merged
+
+
+def test_only_refs_travel_back(tmp_path):
+    repo = vrepo.Repository.create(tmp_path / "r.vrepo")
+    session = repo.writable_session()
+    _target(session, (256, 256), (128, 128))
+    fork = session.fork()
+    written = vrepo.dask._write_block(np.ones((256, 256)), fork, "t", (slice(0, 256),) * 2)
+    assert len(pickle.dumps(written)) < 1000  # a 512 KiB block comes back as a few refs
+
+
+def test_targets_must_be_one_writable_session(tmp_path):
+    repo = vrepo.Repository.create(tmp_path / "r.vrepo")
+    session = repo.writable_session()
+    target = _target(session, (4,), (2,))
+    session.commit("t")
+    with pytest.raises(vrepo.InvalidArgumentError, match="writable"):
+        ro = zarr.open_array(repo.readonly_session().store, path="t")
+        vrepo.dask.store(da.ones(4, chunks=2), ro)
+    with pytest.raises(vrepo.InvalidArgumentError, match="one target per source"):
+        vrepo.dask.store([da.ones(4, chunks=2)] * 2, target)
+    plain = zarr.create_array(zarr.storage.MemoryStore(), shape=(4,), dtype="f8")
+    with pytest.raises(vrepo.InvalidArgumentError, match="vrepo session"):
+        vrepo.dask.store(da.ones(4, chunks=2), plain)
