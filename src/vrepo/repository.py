@@ -256,7 +256,8 @@ class Repository:
         if not head.exists:
             others = ", ".join(run_sync(list_names(self._storage, kind))) or "none"
             gone = " (it was deleted)" if head.record is not None else ""
-            raise RefNotFoundError(f"no {kind} named {name!r}{gone}; existing {kind}es: {others}")
+            plural = "branches" if kind == "branch" else "tags"
+            raise RefNotFoundError(f"no {kind} named {name!r}{gone}; existing {plural}: {others}")
         return head
 
     def _check_snapshot(self, snapshot_id: str) -> None:
