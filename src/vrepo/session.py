@@ -1,7 +1,8 @@
 """Sessions: a read view of one snapshot plus, when writable, a change set to commit.
 
 A writable session is tied to a branch; `commit` publishes its changes as one new snapshot by
-creating the branch's next ref record, or raises `ConflictError` if the branch moved.
+creating the branch's next ref record. When other commits won the race it rebases onto them
+and retries, or raises `ConflictError` when their changes overlap its own.
 A `ForkSession` is a small picklable child for workers: it writes, its parent merges.
 """
 
@@ -11,12 +12,12 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from vrepo._sync import run_sync
-from vrepo.changeset import ChangeSet, Coords, chunk_conflict_error
+from vrepo.changeset import ChangeSet, Coords, OnConflict, chunk_conflict_error
 from vrepo.conflicts import SOLVERS, Solver, find_conflicts
 from vrepo.content import ChangeSummary, Content
 from vrepo.errors import (
@@ -26,14 +27,12 @@ from vrepo.errors import (
     ReadOnlyError,
     VRepoError,
 )
-from vrepo.format import ChunkRef, Snapshot
+from vrepo.format import ChunkRef, RefRecord, RepoConfig, Snapshot
 from vrepo.objects import ObjectIO
 from vrepo.refs import RefHead, read_head, write_record
 
 if TYPE_CHECKING:
     from vrepo.zarr_store import VRepoStore
-
-OnConflict = Literal["error", "ours", "theirs"]
 
 
 class Session:
@@ -60,6 +59,7 @@ class Session:
         self._forks: dict[str, _ForkRecord] = {}
         self._store: VRepoStore | None = None
         self._commit_attempts = 0
+        self._pending_changes: ChangeSet | None = None  # a fork's changes until it loads
 
     # --- properties ------------------------------------------------------------------------
 
@@ -107,7 +107,7 @@ class Session:
         if self._content is None:
             snapshot = await self._objects.get_snapshot(self._snapshot_id)
             if self._content is None:
-                self._content = Content(self._objects, snapshot)
+                self._content = Content(self._objects, snapshot, self._pending_changes)
         return self._content
 
     def _check_writable(self) -> None:
@@ -185,10 +185,7 @@ class Session:
             durable.update(keys)
             record = await write_record(self._objects.storage, self._head, "commit", snapshot.id)
             if record is not None:
-                self._head = RefHead("branch", self._head.name, record)
-                self._snapshot_id = snapshot.id
-                self._content = Content(self._objects, snapshot)
-                self._forks.clear()
+                self._advance(record, snapshot)
                 self._commit_attempts = attempt + 1
                 return snapshot.id
         raise ConflictError(
@@ -228,11 +225,15 @@ class Session:
                 f"another commit landed on {branch!r} while amending; nothing was changed. "
                 "rebase() and make a new commit instead"
             )
-        self._head = RefHead("branch", branch, record)
+        self._advance(record, snapshot)
+        return snapshot.id
+
+    def _advance(self, record: RefRecord, snapshot: Snapshot) -> None:
+        """After publishing ``snapshot``: continue from it, with no changes and no forks."""
+        self._head = RefHead("branch", self._head.name, record)
         self._snapshot_id = snapshot.id
         self._content = Content(self._objects, snapshot)
         self._forks.clear()
-        return snapshot.id
 
     def rebase(self, solver: Solver = "fail") -> None:
         """Move this session's changes onto the branch's current head, without committing.
@@ -455,13 +456,6 @@ class ForkSession(Session):
         self._id = state["id"]
         self._pending_changes = state["changes"]
 
-    async def _ensure_content(self) -> Content:
-        if self._content is None:
-            snapshot = await self._objects.get_snapshot(self._snapshot_id)
-            if self._content is None:
-                self._content = Content(self._objects, snapshot, self._pending_changes)
-        return self._content
-
 
 @dataclass
 class _ForkRecord:
@@ -525,7 +519,7 @@ def _check_solver(solver: str) -> None:
         raise InvalidArgumentError(f"solver must be one of {SOLVERS}, not {solver!r}")
 
 
-def _backoff_seconds(attempt: int, config: Any) -> float:
+def _backoff_seconds(attempt: int, config: RepoConfig) -> float:
     """Full jitter: uniform in [0, min(max, base * 2**(attempt-1))] milliseconds."""
     cap = min(config.commit_backoff_max_ms, config.commit_backoff_ms * 2 ** (attempt - 1))
     return random.uniform(0, cap) / 1000
