@@ -293,6 +293,24 @@ async def test_make_durable_syncs_new_directories(tmp_path: Path) -> None:
     assert not storage._unsynced_dirs
 
 
+@pytest.mark.skipif(local_module._syncfs is None, reason="syncfs is a Linux system call")
+async def test_make_durable_many_objects_syncs_each_filesystem_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = local_module._syncfs
+    monkeypatch.setattr(local_module, "_syncfs", lambda fd: (calls.append(fd), real(fd)))
+    storage = LocalStorage(tmp_path / "root")
+    keys = [f"chunks/{i:04d}" for i in range(1000)] + [f"deep/new/{i:04d}" for i in range(100)]
+    for key in keys:
+        await storage.put(key, key.encode())
+    await storage.make_durable(keys)
+    assert len(calls) == 1 and not storage._unsynced_dirs
+    with pytest.raises(ObjectNotFoundError) as info:
+        await storage.make_durable([*keys, "chunks/missing"])
+    assert info.value.key == "chunks/missing"
+
+
 async def test_put_if_absent_syncs_new_directories(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "root")
     assert await storage.put_if_absent("refs/branch.main/1.json", b"1")
