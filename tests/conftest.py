@@ -6,8 +6,11 @@ Servers are session-scoped, started on first use by each pytest-xdist worker for
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import iris_sample_data
 import pytest
+import xarray as xr
 
 from s3_servers import S3Server, s3_server_named, start_moto, start_seaweedfs
 from vrepo.storage import S3Storage
@@ -45,3 +48,20 @@ async def s3(s3_server: S3Server, s3_bucket: str) -> AsyncIterator[S3Storage]:
     storage = s3_server.storage(s3_bucket, "repo")
     yield storage
     await storage.close()
+
+
+A1B_SAMPLE = Path(iris_sample_data.__file__).parent / "sample_data" / "A1B_north_america.nc"
+
+
+@pytest.fixture(scope="session")
+def a1b_dataset() -> xr.Dataset:
+    """Real data: iris-sample-data's A1B air temperature (240 years x 37 x 49), in memory.
+
+    Encodings are trimmed to what survives any zarr round trip (units, calendar, dtype).
+    """
+    ds = xr.open_dataset(A1B_SAMPLE).load()
+    for name in ds.variables:
+        ds[name].encoding = {
+            k: v for k, v in ds[name].encoding.items() if k in ("units", "calendar", "dtype")
+        }
+    return ds

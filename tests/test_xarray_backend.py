@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from pathlib import Path
 
 import dask.array as da
-import iris_sample_data
 import pytest
 import xarray as xr
 
 import vrepo
 import vrepo.xarray_backend
+from conftest import A1B_SAMPLE
 from s3_servers import REGION
-
-SAMPLE = Path(iris_sample_data.__file__).parent / "sample_data" / "A1B_north_america.nc"
 
 
 @pytest.fixture(scope="module")
-def dataset() -> xr.Dataset:
-    ds = xr.open_dataset(SAMPLE).load()
-    for name in ds.variables:
-        ds[name].encoding = {
-            k: v for k, v in ds[name].encoding.items() if k in ("units", "calendar", "dtype")
-        }
-    return ds
+def dataset(a1b_dataset: xr.Dataset) -> xr.Dataset:
+    return a1b_dataset
 
 
 @pytest.fixture
@@ -66,7 +58,7 @@ def test_engine_is_guessed_and_chunks_are_dask(history, dataset):
     stored = ds.air_temperature.encoding["chunks"]
     assert ds.air_temperature.data.chunksize == tuple(stored)
     xr.testing.assert_identical(ds.load(), dataset)
-    assert not vrepo.xarray_backend.VRepoBackendEntrypoint().guess_can_open(SAMPLE)
+    assert not vrepo.xarray_backend.VRepoBackendEntrypoint().guess_can_open(A1B_SAMPLE)
 
 
 def test_s3_url_with_storage_options(s3_server, s3_bucket, dataset):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dask
-import iris_sample_data
 import numpy as np
 import pytest
 import xarray as xr
@@ -13,17 +10,10 @@ import zarr
 
 import vrepo
 
-SAMPLE = Path(iris_sample_data.__file__).parent / "sample_data" / "A1B_north_america.nc"
-
 
 @pytest.fixture(scope="module")
-def dataset() -> xr.Dataset:
-    ds = xr.open_dataset(SAMPLE).load()
-    for name in ds.variables:
-        ds[name].encoding = {
-            k: v for k, v in ds[name].encoding.items() if k in ("units", "calendar", "dtype")
-        }
-    return ds.chunk({"time": 24})
+def dataset(a1b_dataset: xr.Dataset) -> xr.Dataset:
+    return a1b_dataset.chunk({"time": 24})
 
 
 def assert_same_as_plain_zarr(got: xr.Dataset, reference: xr.Dataset) -> None:
