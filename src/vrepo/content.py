@@ -30,7 +30,7 @@ from vrepo.format import (
     union_of_logs,
 )
 from vrepo.node import ArrayLayout, NodeKind, NodeMetadata, parse_node_metadata
-from vrepo.objects import ObjectIO, chunk_key, manifest_key, snapshot_key, transaction_key
+from vrepo.objects import ObjectIO, chunk_key, manifest_key
 from vrepo.refs import now_us
 
 
@@ -302,8 +302,7 @@ class Content:
         log = self.transaction_log(snapshot.id)
         if amending is not None:
             log = union_of_logs(amending, log, snapshot.id)
-        await self.objects.put_snapshot(snapshot, log)
-        keys = [key for _, node_keys in flushed for key in node_keys]
+        keys = await self.objects.put_snapshot(snapshot, log)
+        keys += [key for _, node_keys in flushed for key in node_keys]
         keys += [chunk_key(chunk_id) for chunk_id in self.changes.external_chunk_ids()]
-        keys += [snapshot_key(snapshot.id), transaction_key(snapshot.id)]
         return snapshot, keys

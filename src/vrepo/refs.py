@@ -7,6 +7,7 @@ listing. The sequence doubles as the ref's history (reflog): create, commit, res
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -89,17 +90,15 @@ async def list_names(storage: Storage, kind: RefKind) -> list[str]:
     for key in await storage.list(prefix):
         name = key[len(prefix) :].split("/", 1)[0]
         heads.setdefault(name, key)  # keys sort newest-first within each ref
-    names = []
-    for name, key in heads.items():
-        if (await _read_record(storage, key)).snapshot_id is not None:
-            names.append(name)
-    return sorted(names)
+    records = await asyncio.gather(*(_read_record(storage, key) for key in heads.values()))
+    return sorted(name for name, record in zip(heads, records, strict=True) if record.snapshot_id)
 
 
 async def history(storage: Storage, kind: RefKind, name: str) -> list[RefRecord]:
     """Every record of a ref, newest first: its reflog."""
     validate_ref_name(kind, name)
-    records = [await _read_record(storage, key) for key in await storage.list(ref_dir(kind, name))]
+    keys = await storage.list(ref_dir(kind, name))
+    records = await asyncio.gather(*(_read_record(storage, key) for key in keys))
     for expected_seq, record in enumerate(reversed(records)):
         if record.seq != expected_seq:
             raise FormatError(

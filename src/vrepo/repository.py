@@ -34,7 +34,7 @@ from vrepo.format import (
     encode_repo_info,
     new_id,
 )
-from vrepo.objects import ObjectIO, snapshot_key, transaction_key
+from vrepo.objects import ObjectIO
 from vrepo.refs import RefHead, RefKind, history, list_names, now_us, read_head, write_record
 from vrepo.session import Session
 from vrepo.storage import Storage, as_storage
@@ -112,8 +112,7 @@ class Repository:
             nodes=(),
         )
         log = TransactionLog(first.id, (), (), (), (), (), ())
-        await repo._objects.put_snapshot(first, log)
-        await storage.make_durable([snapshot_key(first.id), transaction_key(first.id)])
+        await storage.make_durable(await repo._objects.put_snapshot(first, log))
         if not await storage.put_if_absent(REPO_INFO_KEY, encode_repo_info(info)):
             raise RepositoryExistsError(
                 f"another process created a repository at {storage.url} at the same time; "

@@ -258,7 +258,7 @@ class Session:
         if not winners:  # the ref moved (e.g. reset) but still points at our base
             self._head = head
             return
-        logs = [await self._objects.get_transaction_log(s.id) for s in winners]
+        logs = await asyncio.gather(*(self._objects.get_transaction_log(s.id) for s in winners))
         ours = content.transaction_log()
         conflicts = find_conflicts(ours, content.changes.nodes, logs, winners[0])
         unsolved = [c for c in conflicts if not c.solvable or solver == "fail"]
