@@ -5,6 +5,8 @@ S3 and S3-compatible stores, with no server; any number of uncoordinated writers
 to one branch. Start with `Repository.open_or_create(path)`.
 """
 
+import importlib.util
+
 from vrepo.content import ChangeSummary
 from vrepo.errors import (
     ChunkConflictError,
@@ -42,6 +44,9 @@ from vrepo.storage import (
     s3_storage,
 )
 from vrepo.zarr_store import VRepoStore
+
+if importlib.util.find_spec("xarray") is not None:
+    from vrepo import xarray as xarray  # registers the ds.vrepo accessor
 
 __version__ = "0.1.0"
 

@@ -35,6 +35,15 @@ class ChangeSet:
     def is_empty(self) -> bool:
         return not (self.nodes or self.dropped or self.chunks or self.loose)
 
+    def copy(self) -> ChangeSet:
+        """An independent copy (refs are immutable, so they are shared)."""
+        return ChangeSet(
+            dict(self.nodes),
+            set(self.dropped),
+            {path: dict(refs) for path, refs in self.chunks.items()},
+            dict(self.loose),
+        )
+
     def clear(self) -> None:
         self.nodes.clear()
         self.dropped.clear()

@@ -127,6 +127,18 @@ class Session:
         self._content = Content(self._objects, content.base)
         self._forks.clear()
 
+    def _savepoint(self) -> tuple[ChangeSet, dict[str, _ForkRecord]]:
+        """This session's uncommitted state, for `_rollback` after a failed multi-step write."""
+        content = run_sync(self._ensure_content())
+        return content.changes.copy(), dict(self._forks)
+
+    def _rollback(self, savepoint: tuple[ChangeSet, dict[str, _ForkRecord]]) -> None:
+        """Return to a `_savepoint`: changes made since then are forgotten."""
+        changes, forks = savepoint
+        content = run_sync(self._ensure_content())
+        self._content = Content(self._objects, content.base, changes.copy())
+        self._forks = dict(forks)
+
     # --- commit ------------------------------------------------------------------------------
 
     def commit(
@@ -317,6 +329,7 @@ class Session:
         return run_sync(self._fork())
 
     async def _fork(self) -> ForkSession:
+        await self._objects.storage._prepare_for_workers()  # e.g. fetch credentials to scatter
         content = await self._ensure_content()
         base_id = self._snapshot_id
         if not content.changes.is_empty():

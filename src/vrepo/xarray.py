@@ -1,0 +1,253 @@
+"""Writing xarray data into a repository: `to_repo` and the ``ds.vrepo`` accessor.
+
+xarray's own zarr writer encodes the dataset, writes metadata and in-memory variables, and
+validates modes, regions and chunk alignment; vrepo then writes dask-backed variables with
+`vrepo.dask.store` (one fork per task, change sets merged up a tree), so any dask scheduler,
+including a distributed cluster, writes in parallel and the result commits atomically.
+Appends are checked first (`vrepo._append_checks`): a bad append fails before any write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any, Literal
+
+import xarray as xr
+import zarr
+from xarray.backends.common import ArrayWriter
+from xarray.backends.zarr import ZarrStore
+
+from vrepo._append_checks import check_append, default_append_dim
+from vrepo.errors import InvalidArgumentError, VRepoError
+from vrepo.repository import Repository
+from vrepo.session import ForkSession, Session
+
+try:  # xarray >= 2025.09 moved the writers out of backends.api
+    from xarray.backends.writers import dump_to_store
+except ImportError:  # pragma: no cover - depends on the installed xarray
+    from xarray.backends.api import dump_to_store
+
+Mode = Literal["w", "w-", "a", "a-", "r+"]
+Region = Mapping[str, slice | Literal["auto"]] | Literal["auto"]
+
+_DATAARRAY_VARIABLE = "__xarray_dataarray_variable__"  # xarray's names, so open_dataarray works
+_DATAARRAY_NAME = "__xarray_dataarray_name__"
+
+
+def to_repo(
+    obj: xr.Dataset | xr.DataArray,
+    target: Session | Repository,
+    *,
+    branch: str = "main",
+    message: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    group: str | None = None,
+    mode: Mode | None = None,
+    append_dim: Hashable | None = None,
+    region: Region | None = None,
+    encoding: Mapping[Hashable, Mapping[str, Any]] | None = None,
+    safe_chunks: bool = True,
+    align_chunks: bool = False,
+    split_every: int | None = None,
+) -> str | None:
+    """Write a Dataset or DataArray into a repository, as ``to_zarr`` would into a store.
+
+    ``target`` is a writable `Session` (the data lands as uncommitted changes; the caller
+    commits, and may write more first) or a `Repository` (a session on ``branch`` is opened,
+    written and committed once with ``message`` and ``metadata``; the snapshot id is
+    returned). A `ForkSession` works too, for workers writing regions of a shared job.
+
+    ``mode``, ``group``, ``append_dim``, ``region`` (a dict or "auto"), ``encoding``,
+    ``safe_chunks`` and ``align_chunks`` mean what they mean for ``Dataset.to_zarr``, with
+    these additions: ``mode="a"`` without ``append_dim`` appends along the dataset's time
+    axis when that is unambiguous and its values differ from the stored ones (equal values
+    keep xarray's meaning: add or overwrite variables); ``append_dim`` on a group that does
+    not exist yet creates it, so ingest loops need no special first step; and appends are
+    checked before anything is written (`InvalidArgumentError` when times overlap or go back,
+    other coordinates or dimension sizes differ, a dtype would change, or a variable or its
+    bounds is missing). Dask-backed variables are written by the current dask scheduler
+    through forks merged up a tree of ``split_every`` fan-in. If anything fails, the session
+    is left as it was before the call.
+    """
+    ds = _as_dataset(obj)
+    session, owned = _writable_session(target, branch)
+    stored = None if mode == "w" else _stored_dataset(session, group)
+    mode, append_dim = _resolve_mode(ds, stored, mode, append_dim, region)
+    if append_dim is not None:
+        check_append(ds, stored, append_dim)  # type: ignore[arg-type]  # stored exists here
+    savepoint = session._savepoint()
+    try:
+        _write(ds, session, group, mode, append_dim, region, encoding, safe_chunks, align_chunks,
+               split_every)
+    except BaseException:
+        session._rollback(savepoint)
+        raise
+    if not owned:
+        return None
+    return session.commit(message or _default_message(ds, mode, append_dim, group), metadata)
+
+
+@xr.register_dataset_accessor("vrepo")
+@xr.register_dataarray_accessor("vrepo")
+class VRepoAccessor:
+    """``ds.vrepo`` / ``da.vrepo``: vrepo operations on xarray objects."""
+
+    def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
+        self._obj = obj
+
+    def to_repo(self, target: Session | Repository, **kwargs: Any) -> str | None:
+        """Write this object into a repository; see `vrepo.xarray.to_repo` for arguments."""
+        return to_repo(self._obj, target, **kwargs)
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def _as_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    """A DataArray becomes a one-variable Dataset exactly as ``DataArray.to_zarr`` does it."""
+    if isinstance(obj, xr.Dataset):
+        return obj
+    if not isinstance(obj, xr.DataArray):
+        raise InvalidArgumentError(
+            f"to_repo writes an xarray Dataset or DataArray, not {type(obj).__name__}"
+        )
+    if obj.name is None:
+        return obj.to_dataset(name=_DATAARRAY_VARIABLE)
+    if obj.name in obj.coords or obj.name in obj.dims:
+        ds = obj.to_dataset(name=_DATAARRAY_VARIABLE)
+        ds.attrs[_DATAARRAY_NAME] = obj.name
+        return ds
+    return obj.to_dataset()
+
+
+def _writable_session(target: Any, branch: str) -> tuple[Session, bool]:
+    """The session to write into, and whether this call owns (and so commits) it."""
+    if isinstance(target, Repository):
+        return target.writable_session(branch), True
+    if isinstance(target, Session):
+        if target.read_only:
+            raise InvalidArgumentError(
+                "to_repo needs a writable session: repo.writable_session(branch), or pass the "
+                "Repository to have to_repo commit for you"
+            )
+        return target, False
+    raise InvalidArgumentError(
+        f"to_repo writes into a vrepo Repository or a writable Session, not "
+        f"{type(target).__name__}; open one with vrepo.Repository.open_or_create(path)"
+    )
+
+
+def _stored_dataset(session: Session, group: str | None) -> xr.Dataset | None:
+    """What the session holds at ``group``, opened lazily; None if there is no such group."""
+    try:
+        zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, ValueError):
+        return None
+    return xr.open_zarr(
+        session.store, group=group, consolidated=False, zarr_format=3, chunks=None
+    )
+
+
+def _resolve_mode(
+    ds: xr.Dataset,
+    stored: xr.Dataset | None,
+    mode: Mode | None,
+    append_dim: Hashable | None,
+    region: Region | None,
+) -> tuple[Mode, Hashable | None]:
+    """xarray's default mode, plus vrepo's time-axis default and append-creates rules."""
+    from xarray.backends.zarr import _choose_default_mode
+
+    exists = stored is not None and bool(stored.variables)
+    if append_dim is not None and not exists and mode in (None, "a", "a-"):
+        return "w-" if stored is None else "a", None  # the first step of an append loop
+    if (
+        append_dim is None
+        and region is None
+        and mode in ("a", "a-")
+        and exists
+        and (dim := default_append_dim(ds, stored)) is not None  # type: ignore[arg-type]
+    ):
+        append_dim = dim
+    try:
+        chosen = _choose_default_mode(mode=mode, append_dim=append_dim, region=region)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    return chosen, append_dim
+
+
+def _write(
+    ds: xr.Dataset,
+    session: Session,
+    group: str | None,
+    mode: Mode,
+    append_dim: Hashable | None,
+    region: Region | None,
+    encoding: Mapping[Hashable, Mapping[str, Any]] | None,
+    safe_chunks: bool,
+    align_chunks: bool,
+    split_every: int | None,
+) -> None:
+    """Metadata and in-memory variables by xarray; dask-backed variables through forks."""
+    writer = _LazyWriter()
+    try:
+        for variable in ds.variables.values():
+            if variable.size == 0:
+                variable.load()  # xarray does this too: dask cannot store empty arrays
+        zstore = ZarrStore.open_group(
+            session.store,
+            mode=mode,
+            group=group,
+            zarr_format=3,
+            consolidated=False,
+            consolidate_on_close=False,
+            append_dim=append_dim,
+            write_region=region,
+            safe_chunks=safe_chunks,
+            align_chunks=align_chunks,
+        )
+        ds = zstore._validate_and_autodetect_region(ds)
+        zstore._validate_encoding(dict(encoding or {}))
+        dump_to_store(ds, zstore, writer, encoding=dict(encoding or {}))
+    except VRepoError:
+        raise
+    except (ValueError, KeyError, TypeError, FileExistsError, FileNotFoundError) as exc:
+        raise InvalidArgumentError(f"{type(exc).__name__}: {exc}") from exc
+    if writer.sources:
+        import dask.array
+
+        from vrepo import dask as vrepo_dask
+
+        if isinstance(session, ForkSession):  # a worker: write here, with no nested cluster
+            dask.array.store(
+                writer.sources, writer.targets, regions=writer.regions, scheduler="sync"
+            )
+        else:
+            vrepo_dask.store(
+                writer.sources, writer.targets, writer.regions, split_every=split_every
+            )
+    _reconsolidate(session, group)
+
+
+class _LazyWriter(ArrayWriter):
+    """Collects dask-backed writes for `vrepo.dask.store`; writes in-memory ones at once."""
+
+    def sync(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("vrepo writes the collected sources itself")
+
+
+def _reconsolidate(session: Session, group: str | None) -> None:
+    """Refresh consolidated metadata, if the group has any, so it never goes stale."""
+    node = zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
+    if node.metadata.consolidated_metadata is not None:
+        zarr.consolidate_metadata(session.store, path=group or "", zarr_format=3)
+
+
+def _default_message(
+    ds: xr.Dataset, mode: Mode, append_dim: Hashable | None, group: str | None
+) -> str:
+    names = ", ".join(map(str, list(ds.data_vars)[:5])) + (" ..." if len(ds.data_vars) > 5 else "")
+    where = f" in {group}" if group else ""
+    if append_dim is not None:
+        return f"Append {ds.sizes[append_dim]} {append_dim} step(s) of {names}{where}"
+    return f"Write {names}{where} (mode {mode!r})"
