@@ -11,6 +11,7 @@ from pathlib import Path
 import iris_sample_data
 import pytest
 import xarray as xr
+from distributed import Client, LocalCluster
 
 from s3_servers import S3Server, s3_server_named, start_moto, start_seaweedfs
 from vrepo.storage import S3Storage
@@ -65,3 +66,20 @@ def a1b_dataset() -> xr.Dataset:
             k: v for k, v in ds[name].encoding.items() if k in ("units", "calendar", "dtype")
         }
     return ds
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[LocalCluster]:
+    """A real distributed cluster: 2 worker processes x 1 thread, shared by this xdist worker."""
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dask_client(dask_cluster: LocalCluster) -> Iterator[Client]:
+    """A client of `dask_cluster`, dask's default scheduler for the duration of one test."""
+    with Client(dask_cluster) as client:
+        yield client

@@ -9,17 +9,9 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from distributed import Client, LocalCluster
 
 import vrepo
 import vrepo.dask
-
-
-@pytest.fixture(scope="module")
-def client():
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
-    with cluster, Client(cluster) as client:
-        yield client
 
 
 def _target(session: vrepo.Session, shape, chunks, name="t") -> zarr.Array:
@@ -34,7 +26,7 @@ def test_store_on_every_scheduler(tmp_path, scheduler, request):
     target = _target(session, data.shape, (8, 16))
     source = da.from_array(data, chunks=(16, 16))  # 4 x 3 blocks, each 2 zarr chunks
     if scheduler == "distributed":
-        request.getfixturevalue("client")
+        request.getfixturevalue("dask_client")
         vrepo.dask.store(source, target, split_every=3)
     else:
         with dask.config.set(scheduler=scheduler):

@@ -9,19 +9,12 @@ import xarray as xr
 import zarr
 
 import vrepo
+from xarray_checks import assert_same_as_plain_zarr
 
 
 @pytest.fixture(scope="module")
 def dataset(a1b_dataset: xr.Dataset) -> xr.Dataset:
     return a1b_dataset.chunk({"time": 24})
-
-
-def assert_same_as_plain_zarr(got: xr.Dataset, reference: xr.Dataset) -> None:
-    xr.testing.assert_identical(got.load(), reference.load())
-    for name in reference.variables:
-        ref_enc, got_enc = reference[name].encoding, got[name].encoding
-        for key in ("dtype", "units", "calendar", "chunks", "preferred_chunks", "compressors"):
-            assert str(got_enc.get(key)) == str(ref_enc.get(key)), (name, key)
 
 
 def test_roundtrip_matches_local_store(tmp_path, dataset):

@@ -104,14 +104,23 @@ class ChangeSet:
 
 
 def raise_on_overlap(ours: ChangeSet, theirs: ChangeSet) -> None:
-    """Raise `ChunkConflictError` naming every chunk or object both change sets wrote."""
+    """Raise `ChunkConflictError` naming every chunk or object both change sets wrote.
+
+    Writing the very same ref twice (one fork merged twice, or one fork object returned by
+    two tasks) loses nothing, so it is not a conflict.
+    """
     clashes = [
         (path, coords)
         for path, their_refs in theirs.chunks.items()
         if (our_refs := ours.chunks.get(path))
         for coords in their_refs.keys() & our_refs.keys()
+        if their_refs[coords] != our_refs[coords]
     ]
-    objects = list(theirs.loose.keys() & ours.loose.keys())
+    objects = [
+        key
+        for key in theirs.loose.keys() & ours.loose.keys()
+        if theirs.loose[key] != ours.loose[key]
+    ]
     if clashes or objects:
         raise chunk_conflict_error(clashes, objects)
 

@@ -496,12 +496,13 @@ class _ForkRecord:
                 clashes.update(
                     (path, c)
                     for c in refs.keys() & current.keys()
-                    if c not in then or current[c] is not then[c]
+                    if (c not in then or current[c] is not then[c]) and current[c] != refs[c]
                 )
         clashes.update(
             key
             for key in incoming.loose.keys() & now.loose.keys()
-            if key not in self.objects or now.loose[key] is not self.objects[key]
+            if (key not in self.objects or now.loose[key] is not self.objects[key])
+            and now.loose[key] != incoming.loose[key]
         )
         return clashes
 

@@ -71,7 +71,8 @@ def to_repo(
     """
     ds = _as_dataset(obj)
     session, owned = _writable_session(target, branch)
-    stored = None if mode == "w" else _stored_dataset(session, group)
+    appending = region is None and (append_dim is not None or mode in ("a", "a-"))
+    stored = _stored_dataset(session, group) if appending else None
     mode, append_dim = _resolve_mode(ds, stored, mode, append_dim, region)
     if append_dim is not None:
         check_append(ds, stored, append_dim)  # type: ignore[arg-type]  # stored exists here
@@ -189,6 +190,7 @@ def _write(
     split_every: int | None,
 ) -> None:
     """Metadata and in-memory variables by xarray; dask-backed variables through forks."""
+    consolidated = _is_consolidated(session, group)
     writer = _LazyWriter()
     try:
         for variable in ds.variables.values():
@@ -226,7 +228,8 @@ def _write(
             vrepo_dask.store(
                 writer.sources, writer.targets, writer.regions, split_every=split_every
             )
-    _reconsolidate(session, group)
+    if consolidated:  # xarray's metadata writes dropped it; a stale copy would mislead readers
+        zarr.consolidate_metadata(session.store, path=group or "", zarr_format=3)
 
 
 class _LazyWriter(ArrayWriter):
@@ -236,11 +239,13 @@ class _LazyWriter(ArrayWriter):
         raise AssertionError("vrepo writes the collected sources itself")
 
 
-def _reconsolidate(session: Session, group: str | None) -> None:
-    """Refresh consolidated metadata, if the group has any, so it never goes stale."""
-    node = zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
-    if node.metadata.consolidated_metadata is not None:
-        zarr.consolidate_metadata(session.store, path=group or "", zarr_format=3)
+def _is_consolidated(session: Session, group: str | None) -> bool:
+    """Whether the group exists and carries consolidated metadata."""
+    try:
+        node = zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, ValueError):
+        return False
+    return node.metadata.consolidated_metadata is not None
 
 
 def _default_message(
