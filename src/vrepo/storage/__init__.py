@@ -43,12 +43,19 @@ def s3_storage(
     region: str | None = None,
     anonymous: bool = False,
     credentials: CredentialsSource = None,
+    scatter_credentials: bool = True,
 ) -> S3Storage:
     """Storage below ``s3://bucket/prefix`` on AWS or an S3-compatible server.
 
     ``credentials`` is `S3Credentials`, a picklable zero-argument callable returning them
     (called lazily, again only near expiry), or None for botocore's default chain
     (environment, config files, instance role); ``anonymous=True`` reads public buckets.
+
+    With a provider, ``scatter_credentials=True`` (the default) makes pickles of the storage
+    (forks sent to workers) carry the credentials it last returned: workers do not call the
+    provider until those near expiry, and then once per process. ``False`` sends only the
+    provider, which each worker process calls itself on first use (for workers with their own
+    credentials, such as instance roles, or to keep secrets off the wire).
     """
     return S3Storage(
         bucket,
@@ -57,6 +64,7 @@ def s3_storage(
         region=region,
         anonymous=anonymous,
         credentials=credentials,
+        scatter_credentials=scatter_credentials,
     )
 
 

@@ -61,6 +61,14 @@ class Storage(ABC):
         Backends whose writes are durable on return (S3, memory) do nothing.
         """
 
+    async def _prepare_for_workers(self) -> None:
+        """Get ready to be pickled for other processes (`Session.fork` calls it).
+
+        S3 storage with a credentials provider fetches credentials here, so workers receive
+        them in the pickle instead of each calling the provider. Others do nothing.
+        """
+        return None
+
     @property
     def supports_atomic_create(self) -> bool:
         """Whether `put_if_absent` is atomic across processes (required for safe commits)."""

@@ -1,7 +1,9 @@
 """S3 credentials: a masked value type and a lazily refreshed cache around a provider.
 
 Credentials travel inside pickled storage objects (workers need them) but are never written
-to storage, never logged, and never shown by ``repr``/``str``.
+to storage, never logged, and never shown by ``repr``/``str``. Storage objects unpickled in
+one process from the same original share one `CredentialsCache` (see `shared_cache`), so a
+provider runs at most once per process each time its credentials near expiry.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +22,9 @@ from vrepo.errors import InvalidArgumentError, StorageError
 REFRESH_MARGIN = timedelta(minutes=5)
 
 _MASK = "****"
+
+#: How many shared caches a process keeps (least recently used beyond that are dropped).
+SHARED_CACHES = 64
 
 
 @dataclass(frozen=True, repr=False)
@@ -93,11 +99,12 @@ def check_credentials_source(source: object) -> CredentialsSource:
 
 
 class CredentialsCache:
-    """The current credentials of one storage object (not pickled: one per process).
+    """The current credentials of storage objects (not pickled: one per process and origin).
 
     Static credentials are returned as they are. A provider is called on first use and again
     only when the credentials it returned expire within `REFRESH_MARGIN`; the call runs in a
-    worker thread (providers may do network I/O) and at most one runs at a time.
+    worker thread (providers may do network I/O) and at most one runs at a time, so however
+    many threads and storage objects share the cache, each expiry costs one call.
     """
 
     def __init__(self, source: CredentialsSource) -> None:
@@ -107,6 +114,18 @@ class CredentialsCache:
 
     def _stale(self) -> bool:
         return self._current is None or self._current.expires_within(REFRESH_MARGIN)
+
+    @property
+    def fresh(self) -> S3Credentials | None:
+        """The credentials held now, if they do not expire within `REFRESH_MARGIN`; no call."""
+        current = self._current
+        return None if current is None or current.expires_within(REFRESH_MARGIN) else current
+
+    def offer(self, credentials: S3Credentials) -> None:
+        """Adopt ``credentials`` (fetched elsewhere) if they expire later than the held ones."""
+        with self._lock:
+            if self._current is None or _expiry(credentials) > _expiry(self._current):
+                self._current = credentials
 
     async def get(self) -> S3Credentials | None:
         """The credentials to use now, fetching fresh ones from the provider if needed."""
@@ -133,6 +152,42 @@ class CredentialsCache:
                     f"{type(credentials).__name__}, expected S3Credentials"
                 )
             self._current = credentials
+
+
+_shared: OrderedDict[str, CredentialsCache] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def shared_cache(
+    origin: str, source: CredentialsSource, embedded: S3Credentials | None = None
+) -> CredentialsCache:
+    """This process's cache for the storage objects of one ``origin`` (a random token).
+
+    Only providers are shared: static credentials and None need no cache of their own state.
+    ``embedded`` are credentials a pickle carried ("scattered" by the coordinator): a new cache
+    starts with them, an existing one adopts them if they expire later than its own.
+
+    The registry holds the `SHARED_CACHES` most recently used caches, by strong reference: a
+    worker unpickles and drops a storage object per task, and a weak reference would let the
+    cache go between tasks. Dropping an old cache costs at most one more provider call.
+    """
+    if source is None or isinstance(source, S3Credentials):
+        return CredentialsCache(source)
+    with _shared_lock:
+        cache = _shared.get(origin)
+        if cache is None:
+            cache = _shared[origin] = CredentialsCache(source)
+            while len(_shared) > SHARED_CACHES:
+                _shared.popitem(last=False)
+        else:
+            _shared.move_to_end(origin)
+    if embedded is not None:
+        cache.offer(embedded)
+    return cache
+
+
+def _expiry(credentials: S3Credentials) -> datetime:
+    return credentials.expires_at or datetime.max.replace(tzinfo=UTC)
 
 
 def _name(provider: object) -> str:

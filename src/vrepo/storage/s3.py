@@ -6,7 +6,9 @@ imported only when a client is first needed, so ``import vrepo`` does not pay fo
 
 s3fs's async filesystem is bound to the event loop it was created in, and vrepo runs storage
 calls on several loops (its background loop, zarr's loop, callers' loops), so each storage
-object keeps one client per running loop. Pickling keeps only the configuration.
+object keeps one client per running loop. Pickling keeps the configuration, an origin token
+that lets copies in one process share their credentials, and (with ``scatter_credentials``)
+the credentials a provider returned, so workers need not call it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import functools
 import os
 import random
+import secrets
 import threading
 import time
 import weakref
@@ -34,10 +37,10 @@ from vrepo.storage._keys import (
 )
 from vrepo.storage.base import Storage
 from vrepo.storage.credentials import (
-    CredentialsCache,
     CredentialsSource,
     S3Credentials,
     check_credentials_source,
+    shared_cache,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +74,7 @@ class _Config:
     region: str | None
     anonymous: bool
     credentials: CredentialsSource
+    scatter_credentials: bool
 
 
 class _LoopClient:
@@ -114,6 +118,15 @@ class S3Storage(Storage):
     ``put_if_absent`` needs a server that honours ``If-None-Match: *`` on PutObject (AWS S3
     since 2024, recent SeaweedFS, moto; see docs/storage.md). A successful PUT is
     durable, so `make_durable` does nothing.
+
+    ``credentials`` is `S3Credentials`, a picklable zero-argument callable returning them (a
+    provider: called lazily, and again only near their expiry), or None for botocore's
+    default chain. With a provider and ``scatter_credentials=True`` (the default), pickles
+    carry the credentials it last returned, so processes that unpickle the storage (workers
+    receiving a fork) use them and call the provider only when they near expiry, once per
+    process. With ``scatter_credentials=False`` pickles carry only the provider, and each
+    process calls it on first use: for workers that get credentials of their own (instance
+    roles) and to keep secrets off the wire. Static credentials always travel in pickles.
     """
 
     def __init__(
@@ -125,6 +138,7 @@ class S3Storage(Storage):
         region: str | None = None,
         anonymous: bool = False,
         credentials: CredentialsSource = None,
+        scatter_credentials: bool = True,
     ) -> None:
         _check_bucket(bucket)
         try:
@@ -138,13 +152,26 @@ class S3Storage(Storage):
         credentials = check_credentials_source(credentials)
         if anonymous and credentials is not None:
             raise InvalidArgumentError("pass either anonymous=True or credentials, not both")
+        if not isinstance(scatter_credentials, bool):
+            raise InvalidArgumentError(
+                f"scatter_credentials must be True or False, got {scatter_credentials!r}"
+            )
         self._config = _Config(
-            bucket, prefix.strip("/"), endpoint_url, region, bool(anonymous), credentials
+            bucket,
+            prefix.strip("/"),
+            endpoint_url,
+            region,
+            bool(anonymous),
+            credentials,
+            scatter_credentials,
         )
+        # Identifies this object and its unpickled copies, which share credentials per process.
+        # Not part of equality: independently made storages of one configuration are equal.
+        self._origin = secrets.token_hex(16)
         self._init_runtime()
 
-    def _init_runtime(self) -> None:
-        self._credentials = CredentialsCache(self._config.credentials)
+    def _init_runtime(self, embedded: S3Credentials | None = None) -> None:
+        self._credentials = shared_cache(self._origin, self._config.credentials, embedded)
         self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._clients_lock = threading.Lock()
         self._pid = os.getpid()
@@ -191,11 +218,22 @@ class S3Storage(Storage):
         return hash((type(self), self._config))
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self._config}
+        state: dict[str, Any] = {"config": self._config, "origin": self._origin}
+        if self._config.scatter_credentials and callable(self._config.credentials):
+            fresh = self._credentials.fresh  # what a provider returned; None if near expiry
+            if fresh is not None:
+                state["credentials"] = fresh
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._config = state["config"]
-        self._init_runtime()
+        self._origin = state["origin"]
+        self._init_runtime(state.get("credentials"))
+
+    async def _prepare_for_workers(self) -> None:
+        """Fetch a provider's credentials now, so pickles sent to workers carry them."""
+        if self._config.scatter_credentials:
+            await self._credentials.get()
 
     # --- clients -----------------------------------------------------------------------
 
