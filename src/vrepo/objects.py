@@ -1,8 +1,8 @@
 """Typed reads and writes of a repository's immutable objects over a `Storage`.
 
 Snapshots, manifests, transaction logs and chunks live under fixed prefixes and are named by
-random ids, so a cached copy never goes stale. `ObjectIO` pickles as storage + config and
-rebuilds its caches in the process that unpickles it.
+random ids, so a cached copy never goes stale. `ObjectIO` pickles as storage + config; copies
+unpickled in one process share that process's caches for the repository.
 """
 
 from __future__ import annotations
@@ -90,15 +90,37 @@ class _SingleFlightCache:
                 self._entries.popitem(last=False)
 
 
+_CACHES: OrderedDict[str, tuple[_SingleFlightCache, _SingleFlightCache]] = OrderedDict()
+_CACHES_LOCK = threading.Lock()
+_CACHED_REPOSITORIES = 16
+
+
+def _process_caches(url: str) -> tuple[_SingleFlightCache, _SingleFlightCache]:
+    """This process's (snapshot, manifest) caches for the repository at ``url``.
+
+    Shared by every `ObjectIO` of that repository unpickled in the process, so a worker that
+    unpickles a fork per task decodes each snapshot and manifest once, not once per task
+    (an `ObjectIO` made directly, by `Repository.open`, starts with caches of its own). Sharing is
+    safe because these objects are immutable and their ids random: a cached copy never goes
+    stale.
+    """
+    with _CACHES_LOCK:
+        caches = _CACHES.get(url)
+        if caches is None:
+            caches = _CACHES[url] = (_SingleFlightCache(256), _SingleFlightCache(64))
+            while len(_CACHES) > _CACHED_REPOSITORIES:
+                _CACHES.popitem(last=False)
+        else:
+            _CACHES.move_to_end(url)
+        return caches
+
+
 class ObjectIO:
     """Reads and writes snapshots, manifests, transaction logs and chunks of one repository."""
 
     def __init__(self, storage: Storage, config: RepoConfig) -> None:
         self.storage = storage
         self.config = config
-        self._init_caches()
-
-    def _init_caches(self) -> None:
         self._snapshots = _SingleFlightCache(256)
         self._manifests = _SingleFlightCache(64)
 
@@ -108,7 +130,7 @@ class ObjectIO:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.storage = state["storage"]
         self.config = state["config"]
-        self._init_caches()
+        self._snapshots, self._manifests = _process_caches(self.storage.url)
 
     # --- snapshots -----------------------------------------------------------------------
 
