@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,3 +44,32 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert "experiment differs from main by 0.50 K" in out
     assert "branches: ['experiment', 'main']  tags: ['v1']" in out
     assert (tmp_path / "q.vrepo" / "repo.json").exists()
+
+
+EXAMPLES = {
+    "batch_ingest.py": [
+        "65 tasks' forks are back; main still points at the empty repository",
+        "main holds 780 months (1950-01 .. 2014-12), equal to the source files",
+        "history: ['ingest 65 yearly files', 'Repository initialized']",
+    ],
+    "concurrent_writers.py": [
+        "main holds all 240 years, each from its writer",
+        "ConflictError on /air_temperature: chunks written by both (1: (0, 0, 0))",
+        "from the writer that committed last",
+    ],
+    "s3_seaweedfs.py": ["main has 240 years, v1 has 120", "(the secret never appears)"],
+}
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_runs(example, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / example)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    for line in EXAMPLES[example]:
+        assert line in result.stdout, (line, result.stdout)
