@@ -10,7 +10,7 @@ import zarr
 import vrepo
 from conftest import A1B_SAMPLE
 from vrepo.xarray import to_repo
-from xarray_checks import assert_same_as_plain_zarr
+from xarray_checks import assert_same_as_plain_zarr, failing_from_block
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +80,8 @@ def test_a_job_failing_half_way_leaves_the_branch_untouched(tmp_path, dataset, d
     dataset.isel(time=slice(0, 120)).vrepo.to_repo(repo)
     history = [s.id for s in repo.ancestry()]
 
-    def fail_late(block, block_info=None):
-        if block_info is not None and block_info[0]["chunk-location"][0] >= 3:
-            raise RuntimeError("node lost")
-        return block
-
     rest = dataset.isel(time=slice(120, None))
-    air = rest.air_temperature
-    broken = rest.assign(air_temperature=air.copy(data=air.data.map_blocks(fail_late)))
+    broken = failing_from_block(rest, "air_temperature", 3, "node lost")
     with pytest.raises(RuntimeError, match="node lost"):
         broken.vrepo.to_repo(repo, mode="a")
     assert [s.id for s in repo.ancestry()] == history

@@ -11,7 +11,7 @@ import zarr
 
 import vrepo
 from vrepo.xarray import to_repo
-from xarray_checks import assert_same_as_plain_zarr
+from xarray_checks import assert_same_as_plain_zarr, failing_from_block
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +181,8 @@ def test_failed_write_leaves_the_session_as_it_was(repo, dataset):
     dataset.isel(time=slice(0, 120)).vrepo.to_repo(session)
     status = session.status()
 
-    def explode(block, block_info=None):
-        if block_info is not None and block_info[0]["chunk-location"][0] == 3:
-            raise RuntimeError("disk on fire")
-        return block
-
     rest = dataset.isel(time=slice(120, None))
-    air = rest.air_temperature
-    broken = rest.assign(air_temperature=air.copy(data=air.data.map_blocks(explode)))
+    broken = failing_from_block(rest, "air_temperature", 3, "disk on fire")
     with pytest.raises(RuntimeError, match="disk on fire"):
         to_repo(broken, session, append_dim="time")
     assert session.status() == status
