@@ -29,6 +29,7 @@ from vrepo.errors import (
     VRepoError,
 )
 from vrepo.format import RefRecord, RepoConfig
+from vrepo.history import History
 from vrepo.repository import Repository, SnapshotInfo
 from vrepo.session import ForkSession, Session
 from vrepo.storage import (
@@ -57,6 +58,7 @@ __all__ = [
     "ForkSession",
     "FormatError",
     "FsspecStorage",
+    "History",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidRefNameError",

@@ -16,6 +16,7 @@ import dask
 import dask.array as da
 import zarr
 
+from vrepo import config as _settings
 from vrepo.errors import InvalidArgumentError
 from vrepo.session import ForkSession, Session
 from vrepo.zarr_store import VRepoStore
@@ -35,7 +36,8 @@ def store(
     source inside its target (default: the whole target). The writes land in the session as
     uncommitted changes; call ``session.commit(...)`` to publish them atomically. Blocks that
     share a zarr chunk would overwrite each other's data, so that raises `ChunkConflictError`:
-    rechunk the source to multiples of the target's chunks.
+    rechunk the source to multiples of the target's chunks. ``split_every`` (default: the
+    ``dask.split-every`` setting, 32) is the fan-in of the tree that merges the change sets.
     """
     sources, targets = _as_list(sources), _as_list(targets)
     if len(sources) != len(targets):
@@ -52,7 +54,9 @@ def store(
     ]
     if not writes:
         return
-    root = _tree(writes, split_every or 32)
+    if split_every is None:
+        split_every = _settings.get("dask.split-every")
+    root = _tree(writes, split_every)
     session.merge(dask.compute(root)[0])
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from vrepo import config as _settings
+from vrepo._html import repository_html
 from vrepo._sync import run_sync
 from vrepo.errors import (
     ConflictError,
@@ -34,6 +36,7 @@ from vrepo.format import (
     encode_repo_info,
     new_id,
 )
+from vrepo.history import History
 from vrepo.objects import ObjectIO
 from vrepo.refs import RefHead, RefKind, history, list_names, now_us, read_head, write_record
 from vrepo.session import Session
@@ -61,6 +64,16 @@ class SnapshotInfo:
             message=snapshot.message,
             metadata=dict(snapshot.metadata),
         )
+
+
+def _configured_repo_config() -> RepoConfig:
+    """A `RepoConfig` from the user's ``repository.*`` settings (see `vrepo.config`)."""
+    return RepoConfig(
+        inline_threshold_bytes=_settings.get("repository.inline-threshold-bytes"),
+        commit_retries=_settings.get("repository.commit-retries"),
+        commit_backoff_ms=_settings.get("repository.commit-backoff-ms"),
+        commit_backoff_max_ms=_settings.get("repository.commit-backoff-max-ms"),
+    )
 
 
 def _from_us(micros: int) -> dt.datetime:
@@ -92,8 +105,12 @@ class Repository:
     def create(
         cls, storage: Storage | str | os.PathLike[str], config: RepoConfig | None = None
     ) -> Repository:
-        """Create a new repository with a ``main`` branch holding an empty first snapshot."""
-        return run_sync(cls._create(as_storage(storage), config or RepoConfig()))
+        """Create a new repository with a ``main`` branch holding an empty first snapshot.
+
+        Without ``config``, the settings come from vrepo's configuration (the
+        ``repository.*`` keys, see `vrepo.config`).
+        """
+        return run_sync(cls._create(as_storage(storage), config or _configured_repo_config()))
 
     @classmethod
     async def _create(cls, storage: Storage, config: RepoConfig) -> Repository:
@@ -178,6 +195,10 @@ class Repository:
     def __repr__(self) -> str:
         return f"<vrepo.Repository {self._storage.url}>"
 
+    def _repr_html_(self) -> str:
+        """For notebooks: location, branches and their heads, tags, the latest commits."""
+        return repository_html(self)
+
     # --- sessions --------------------------------------------------------------------------
 
     def writable_session(self, branch: str = "main") -> Session:
@@ -220,11 +241,13 @@ class Repository:
         branch: str | None = None,
         tag: str | None = None,
         snapshot_id: str | None = None,
-    ) -> Iterator[SnapshotInfo]:
-        """The snapshots from a ref (default: branch ``main``) back to the first, newest first."""
+    ) -> History:
+        """The snapshots from a ref (default: branch ``main``) back to the first, newest first.
+
+        A lazy iterator (snapshots are read as you go) that displays as a table in notebooks.
+        """
         start, _ = self._resolve(branch, tag, snapshot_id)
-        for snapshot in self._walk(start):
-            yield SnapshotInfo.from_snapshot(snapshot)
+        return History(map(SnapshotInfo.from_snapshot, self._walk(start)), start)
 
     def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """The id, parent, time, message and metadata of one snapshot."""

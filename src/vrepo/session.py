@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from vrepo._html import session_html
 from vrepo._sync import run_sync
 from vrepo.changeset import ChangeSet, Coords, OnConflict, chunk_conflict_error
 from vrepo.conflicts import SOLVERS, Solver, find_conflicts
@@ -100,6 +101,15 @@ class Session:
         mode = "read-only" if self._read_only else "writable"
         where = f"branch={self.branch!r}, " if self.branch else ""
         return f"<{type(self).__name__} {mode} {where}snapshot={self._snapshot_id}>"
+
+    def _repr_html_(self) -> str:
+        """For notebooks: mode, branch, base snapshot and the uncommitted changes."""
+        try:
+            base = run_sync(self._objects.get_snapshot(self._snapshot_id))
+        except VRepoError:
+            base = None  # shown without it; the display must not fail
+        ref = (self._head.kind, self._head.name) if self._head is not None else None
+        return session_html(self, base, ref)
 
     # --- content -----------------------------------------------------------------------------
 

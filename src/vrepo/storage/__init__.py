@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from vrepo import config as _settings
 from vrepo.errors import InvalidArgumentError, StorageError
 from vrepo.storage.base import Storage
 from vrepo.storage.credentials import CredentialsSource, S3Credentials
@@ -43,7 +44,7 @@ def s3_storage(
     region: str | None = None,
     anonymous: bool = False,
     credentials: CredentialsSource = None,
-    scatter_credentials: bool = True,
+    scatter_credentials: bool | None = None,
 ) -> S3Storage:
     """Storage below ``s3://bucket/prefix`` on AWS or an S3-compatible server.
 
@@ -51,12 +52,15 @@ def s3_storage(
     (called lazily, again only near expiry), or None for botocore's default chain
     (environment, config files, instance role); ``anonymous=True`` reads public buckets.
 
-    With a provider, ``scatter_credentials=True`` (the default) makes pickles of the storage
+    With a provider, ``scatter_credentials=True`` (the default, from the
+    ``storage.s3.scatter-credentials`` setting when None) makes pickles of the storage
     (forks sent to workers) carry the credentials it last returned: workers do not call the
     provider until those near expiry, and then once per process. ``False`` sends only the
     provider, which each worker process calls itself on first use (for workers with their own
     credentials, such as instance roles, or to keep secrets off the wire).
     """
+    if scatter_credentials is None:
+        scatter_credentials = _settings.get("storage.s3.scatter-credentials")
     return S3Storage(
         bucket,
         prefix,

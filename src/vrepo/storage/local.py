@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from vrepo.errors import ObjectNotFoundError, StorageError
+from vrepo import config as _settings
+from vrepo.errors import InvalidArgumentError, ObjectNotFoundError, StorageError
 from vrepo.storage._keys import first_keys, validate_byte_range, validate_key, validate_prefix
 from vrepo.storage.base import Storage
 
@@ -33,7 +34,6 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _READ_FLAGS = os.O_RDONLY | _O_CLOEXEC | _O_BINARY
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
-_DURABLE_WORKERS = 8
 _TEMP_NAME_CHARS = 64  # keeps '.<name>.<hex>.tmp' well below NAME_MAX (255)
 # os.link errors meaning "this filesystem cannot hard-link", not "the target exists".
 _NO_LINK_ERRNOS = frozenset(
@@ -155,10 +155,19 @@ class LocalStorage(Storage):
     """Objects as files below a root directory; safe for many threads and processes.
 
     The root is made absolute at construction and created on the first write.
+    ``fsync_threads`` (default: the ``storage.local.fsync-threads`` setting, 8) is how many
+    files a commit makes durable in parallel.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, fsync_threads: int | None = None) -> None:
         self._root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        if fsync_threads is None:
+            fsync_threads = _settings.get("storage.local.fsync-threads")
+        elif isinstance(fsync_threads, bool) or not isinstance(fsync_threads, int):
+            raise InvalidArgumentError(f"fsync_threads must be an int, got {fsync_threads!r}")
+        elif fsync_threads < 1:
+            raise InvalidArgumentError(f"fsync_threads must be at least 1, got {fsync_threads}")
+        self._fsync_threads = fsync_threads
         self._init_caches()
 
     def _init_caches(self) -> None:
@@ -187,10 +196,11 @@ class LocalStorage(Storage):
         return hash((type(self), self._root))
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self._root}
+        return {"root": self._root, "fsync_threads": self._fsync_threads}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._root = state["root"]
+        self._fsync_threads = state.get("fsync_threads", 8)
         self._init_caches()
 
     # --- paths -------------------------------------------------------------------------
@@ -379,7 +389,7 @@ class LocalStorage(Storage):
     def _durable_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(_DURABLE_WORKERS, "vrepo-fsync")
+                self._pool = ThreadPoolExecutor(self._fsync_threads, "vrepo-fsync")
                 weakref.finalize(self, self._pool.shutdown, wait=False)
             return self._pool
 

@@ -1,0 +1,53 @@
+"""`History`: the lazy, newest-first iterator `Repository.ancestry` returns.
+
+It fetches snapshots only as they are iterated (a history can be long), and shows its first
+entries as a table in notebooks without using them up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from vrepo._html import history_html
+
+if TYPE_CHECKING:
+    from vrepo.repository import SnapshotInfo
+
+DISPLAY_LIMIT = 20
+
+
+class History(Iterator["SnapshotInfo"]):
+    """Snapshots newest first, read as you iterate; ``next()``, ``for`` and ``list()`` work.
+
+    In a notebook it displays its next `DISPLAY_LIMIT` entries (without consuming them).
+    """
+
+    def __init__(self, entries: Iterator[SnapshotInfo], start: str) -> None:
+        self._entries = entries
+        self._start = start
+        self._peeked: deque[SnapshotInfo] = deque()
+
+    def __iter__(self) -> History:
+        return self
+
+    def __next__(self) -> SnapshotInfo:
+        if self._peeked:
+            return self._peeked.popleft()
+        return next(self._entries)
+
+    def _peek(self, n: int) -> tuple[list[SnapshotInfo], bool]:
+        """The next ``n`` entries without consuming them, and whether more follow."""
+        while len(self._peeked) <= n:
+            try:
+                self._peeked.append(next(self._entries))
+            except StopIteration:
+                break
+        return list(self._peeked)[:n], len(self._peeked) > n
+
+    def __repr__(self) -> str:
+        return f"<vrepo.History from snapshot {self._start}>"
+
+    def _repr_html_(self) -> str:
+        return history_html(lambda: self._peek(DISPLAY_LIMIT))
