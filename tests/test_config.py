@@ -166,6 +166,12 @@ def test_invalid_value_from_the_environment_fails_where_it_is_used(monkeypatch):
         vrepo.Repository.create(vrepo.memory_storage())
 
 
+def test_booleans_from_the_environment(monkeypatch):
+    for text, expected in [("0", False), ("1", True), ("False", False), ("YES", True)]:
+        _reload(monkeypatch, VREPO_STORAGE__S3__SCATTER_CREDENTIALS=text)
+        assert vrepo.config.get("storage.s3.scatter-credentials") is expected
+
+
 def test_strings_are_converted():
     with vrepo.config.set({"dask.split-every": "16", "storage.s3.scatter-credentials": "no"}):
         assert vrepo.config.get("dask.split-every") == 16

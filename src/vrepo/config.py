@@ -119,6 +119,8 @@ def _to_float(value: Any) -> float | None:
 def _to_bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):  # VREPO_...=1 reads as the int 1
+        return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
     return None
