@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from vrepo.errors import InvalidArgumentError, StorageError
+from vrepo.storage._shared import SharedRegistry
 
 #: Provided credentials are fetched again when they expire within this margin.
 REFRESH_MARGIN = timedelta(minutes=5)
 
 _MASK = "****"
 
-#: How many shared caches a process keeps (least recently used beyond that are dropped).
+#: How many credential caches nobody holds a process keeps, most recently used first.
 SHARED_CACHES = 64
 
 
@@ -154,8 +154,7 @@ class CredentialsCache:
             self._current = credentials
 
 
-_shared: OrderedDict[str, CredentialsCache] = OrderedDict()
-_shared_lock = threading.Lock()
+_shared: SharedRegistry[CredentialsCache] = SharedRegistry(SHARED_CACHES)
 
 
 def shared_cache(
@@ -165,22 +164,13 @@ def shared_cache(
 
     Only providers are shared: static credentials and None need no cache of their own state.
     ``embedded`` are credentials a pickle carried ("scattered" by the coordinator): a new cache
-    starts with them, an existing one adopts them if they expire later than its own.
-
-    The registry holds the `SHARED_CACHES` most recently used caches, by strong reference: a
-    worker unpickles and drops a storage object per task, and a weak reference would let the
-    cache go between tasks. Dropping an old cache costs at most one more provider call.
+    starts with them, an existing one adopts them if they expire later than its own. A cache
+    nobody holds stays registered while among the `SHARED_CACHES` most recently used;
+    dropping one costs at most one more provider call.
     """
     if source is None or isinstance(source, S3Credentials):
         return CredentialsCache(source)
-    with _shared_lock:
-        cache = _shared.get(origin)
-        if cache is None:
-            cache = _shared[origin] = CredentialsCache(source)
-            while len(_shared) > SHARED_CACHES:
-                _shared.popitem(last=False)
-        else:
-            _shared.move_to_end(origin)
+    cache = _shared.get(origin, lambda: CredentialsCache(source))
     if embedded is not None:
         cache.offer(embedded)
     return cache

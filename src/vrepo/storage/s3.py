@@ -6,14 +6,17 @@ imported only when a client is first needed, so ``import vrepo`` does not pay fo
 
 s3fs's async filesystem is bound to the event loop it was created in, and vrepo runs storage
 calls on several loops (its background loop, zarr's loop, callers' loops), so each storage
-object keeps one client per running loop. Pickling keeps the configuration, an origin token
-that lets copies in one process share their credentials, and (with ``scatter_credentials``)
-the credentials a provider returned, so workers need not call it.
+object keeps one client per running loop. Pickling keeps the configuration, a random origin
+token, and (with ``scatter_credentials``) the credentials a provider returned, so workers need
+not call it. The copies unpickled in one process share their clients and credentials by origin:
+a worker unpickles a copy per task, and a new client costs tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -35,6 +38,7 @@ from vrepo.storage._keys import (
     validate_key,
     validate_prefix,
 )
+from vrepo.storage._shared import SharedRegistry
 from vrepo.storage.base import Storage
 from vrepo.storage.credentials import (
     CredentialsSource,
@@ -51,6 +55,7 @@ _READ_ATTEMPTS = 3  # a GET whose body breaks off is repeated (reads are idempot
 _CREATE_ATTEMPTS = 6  # conditional PUTs per put_if_absent before giving up
 _CONFLICT_BACKOFF = 0.05  # seconds; doubled per attempt, jittered
 _CLOSE_DELAY = 300.0  # seconds an outdated client stays open for requests still using it
+_SHARED_CLIENTS = 8  # client sets of unpickled copies nobody holds, kept per process
 _ACCESS_CODES = frozenset(
     {
         "AccessDenied",
@@ -101,6 +106,26 @@ class _LoopClient:
 
     def everything(self) -> list[S3FileSystem]:
         return [self.fs, *(fs for _, fs in self.retired)]
+
+
+class _Clients:
+    """One `_LoopClient` per event loop, for one storage object or its unpickled copies.
+
+    Closed when garbage collected (or at exit), on their loops where those still run.
+    """
+
+    __slots__ = ("__weakref__", "by_loop", "lock", "pid")
+
+    def __init__(self) -> None:
+        self.by_loop: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        weakref.finalize(self, _close_all, self.by_loop)
+        _all_clients.add(self)
+
+
+_all_clients: weakref.WeakSet[_Clients] = weakref.WeakSet()
+_shared_clients: SharedRegistry[_Clients] = SharedRegistry(_SHARED_CLIENTS)
 
 
 class _Outcome:
@@ -165,17 +190,11 @@ class S3Storage(Storage):
             credentials,
             scatter_credentials,
         )
-        # Identifies this object and its unpickled copies, which share credentials per process.
-        # Not part of equality: independently made storages of one configuration are equal.
+        # Names this object and its unpickled copies, which share credentials and clients in
+        # each process. Not part of equality: storages made alike are equal, whatever origin.
         self._origin = secrets.token_hex(16)
-        self._init_runtime()
-
-    def _init_runtime(self, embedded: S3Credentials | None = None) -> None:
-        self._credentials = shared_cache(self._origin, self._config.credentials, embedded)
-        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
-        self._clients_lock = threading.Lock()
-        self._pid = os.getpid()
-        weakref.finalize(self, _close_all, self._clients)
+        self._credentials = shared_cache(self._origin, credentials)
+        self._shared = _Clients()  # its own: pickles are copies; they share theirs
 
     # --- identity and pickling ---------------------------------------------------------
 
@@ -228,7 +247,10 @@ class S3Storage(Storage):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._config = state["config"]
         self._origin = state["origin"]
-        self._init_runtime(state.get("credentials"))
+        self._credentials = shared_cache(
+            self._origin, self._config.credentials, state.get("credentials")
+        )
+        self._shared = _shared_clients.get(self._origin, _Clients)
 
     async def _prepare_for_workers(self) -> None:
         """Fetch a provider's credentials now, so pickles sent to workers carry them."""
@@ -236,6 +258,10 @@ class S3Storage(Storage):
             await self._credentials.get()
 
     # --- clients -----------------------------------------------------------------------
+
+    @property
+    def _clients(self) -> dict[asyncio.AbstractEventLoop, _LoopClient]:
+        return self._shared.by_loop
 
     async def _filesystem(self) -> S3FileSystem:
         """This loop's s3fs filesystem with a live client, created on first use.
@@ -246,18 +272,19 @@ class S3Storage(Storage):
         """
         loop = asyncio.get_running_loop()
         credentials = await self._credentials.get()
-        with self._clients_lock:
-            if self._pid != os.getpid():  # forked: the parent's connections are not ours
-                self._clients.clear()
-                self._pid = os.getpid()
-            for closed in [other for other in self._clients if other.is_closed()]:
-                for fs in self._clients.pop(closed).everything():
+        shared = self._shared
+        with shared.lock:
+            if shared.pid != os.getpid():  # forked: the parent's connections are not ours
+                shared.by_loop.clear()
+                shared.pid = os.getpid()
+            for closed in [other for other in shared.by_loop if other.is_closed()]:
+                for fs in shared.by_loop.pop(closed).everything():
                     _abandon(fs)
-            entry = self._clients.get(loop)
+            entry = shared.by_loop.get(loop)
             if entry is None:
                 entry = _LoopClient(self._new_filesystem(credentials), credentials)
-                self._clients[loop] = entry
-            elif entry.credentials is not credentials:
+                shared.by_loop[loop] = entry
+            elif entry.credentials != credentials:  # refreshed (copies carry equal ones)
                 entry.replace(self._new_filesystem(credentials), credentials)
             retired = entry.take_retired(_CLOSE_DELAY) if entry.retired else []
         for fs in retired:
@@ -291,11 +318,12 @@ class S3Storage(Storage):
     async def close(self) -> None:
         """Close the clients of the running event loop (others close when their loop ends).
 
-        Optional: a later call simply opens a new client.
+        Optional: a later call simply opens a new client. Copies of a storage unpickled in one
+        process share their clients, so this closes them for all those copies.
         """
         loop = asyncio.get_running_loop()
-        with self._clients_lock:
-            entry = self._clients.pop(loop, None)
+        with self._shared.lock:
+            entry = self._shared.by_loop.pop(loop, None)
         for fs in entry.everything() if entry is not None else ():
             await _close_filesystem(fs)
 
@@ -645,13 +673,36 @@ def _abandon(fs: S3FileSystem) -> None:
                 connector._close()
 
 
-def _close_all(clients: dict[asyncio.AbstractEventLoop, _LoopClient]) -> None:
-    """Finalizer of an `S3Storage`: close each client on its loop, or abandon it."""
+def _close_all(clients: dict[asyncio.AbstractEventLoop, _LoopClient]) -> list[Any]:
+    """Finalizer of `_Clients`: close each client on its loop, or abandon it.
+
+    Returns the futures of the closes scheduled on other loops.
+    """
+    scheduled = []
     for loop, entry in list(clients.items()):
         for fs in entry.everything():
             if loop.is_running() and not loop.is_closed():
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    asyncio.run_coroutine_threadsafe(_close_filesystem(fs), loop)
+                    scheduled.append(asyncio.run_coroutine_threadsafe(_close_filesystem(fs), loop))
                     continue
             _abandon(fs)
     clients.clear()
+    return scheduled
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    """Close the clients still open at exit, while the loops (in daemon threads) still run.
+
+    Shared clients are kept past their storage objects (see `_shared_clients`); closes merely
+    scheduled at exit would never run, leaving aiohttp to warn about unclosed sessions.
+    """
+    scheduled = []
+    for clients in list(_all_clients):
+        if clients.pid != os.getpid():  # inherited through os.fork: their loops do not run here
+            for entry in clients.by_loop.values():
+                for fs in entry.everything():
+                    _abandon(fs)
+            clients.by_loop.clear()
+        scheduled.extend(_close_all(clients.by_loop))
+    concurrent.futures.wait(scheduled, timeout=2.0)
