@@ -128,6 +128,11 @@ def test_environment_variables_beat_files(isolated, monkeypatch):
     assert vrepo.config.get("repository.commit-backoff-ms") == 2.5
 
 
+def test_location_variables_are_not_settings(isolated, monkeypatch):
+    _reload(monkeypatch, VREPO_ROOT_CONFIG=str(isolated))  # VREPO_CONFIG is set too
+    assert set(vrepo.config.config.to_dict()) == {"repository", "storage", "dask"}
+
+
 def test_env_var_spelling_is_documented_by_each_key():
     assert vrepo.config.KEYS["dask.split-every"].env_var == "VREPO_DASK__SPLIT_EVERY"
     key = vrepo.config.KEYS["storage.s3.scatter-credentials"]

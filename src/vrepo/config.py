@@ -215,7 +215,20 @@ def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-config = donfig.Config("vrepo", defaults=[_nested({k.name: k.default for k in KEYS.values()})])
+# Variables that say where the files are, not settings; donfig would also read them as keys.
+_LOCATION_VARIABLES = frozenset({"VREPO_CONFIG", "VREPO_ROOT_CONFIG"})
+
+
+class _Config(donfig.Config):
+    """donfig's Config, without its location variables among the settings."""
+
+    def collect(self, paths: list[str] | None = None, env: Mapping[str, str] | None = None) -> dict:
+        env = self.env if env is None else env
+        settings = {k: v for k, v in env.items() if k not in _LOCATION_VARIABLES}
+        return super().collect(paths, settings)
+
+
+config = _Config("vrepo", defaults=[_nested({k.name: k.default for k in KEYS.values()})])
 """The donfig configuration object (``config.get``, ``config.set``, ``config.pprint``, ...)."""
 
 
