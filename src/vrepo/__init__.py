@@ -8,6 +8,7 @@ to one branch. Start with `Repository.open_or_create(path)`.
 import importlib.util
 
 from vrepo.content import ChangeSummary
+from vrepo.diff import ArrayChunkDiff, SnapshotDiff
 from vrepo.errors import (
     ChunkConflictError,
     ConflictError,
@@ -30,7 +31,8 @@ from vrepo.errors import (
 )
 from vrepo.format import RefRecord, RepoConfig
 from vrepo.history import History
-from vrepo.repository import Repository, SnapshotInfo
+from vrepo.listing import NodeInfo
+from vrepo.repository import Repository, SnapshotInfo, open_reference, split_reference
 from vrepo.session import ForkSession, Session
 from vrepo.storage import (
     FsspecStorage,
@@ -52,6 +54,7 @@ if importlib.util.find_spec("xarray") is not None:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArrayChunkDiff",
     "ChangeSummary",
     "ChunkConflictError",
     "ConflictError",
@@ -65,6 +68,7 @@ __all__ = [
     "LocalStorage",
     "MemoryStorage",
     "NoChangesError",
+    "NodeInfo",
     "ObjectNotFoundError",
     "ReadOnlyError",
     "RefError",
@@ -78,6 +82,7 @@ __all__ = [
     "S3Credentials",
     "S3Storage",
     "Session",
+    "SnapshotDiff",
     "SnapshotInfo",
     "SnapshotNotFoundError",
     "Storage",
@@ -88,5 +93,7 @@ __all__ = [
     "fsspec_storage",
     "local_storage",
     "memory_storage",
+    "open_reference",
     "s3_storage",
+    "split_reference",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 from vrepo import config as _settings
 from vrepo._html import repository_html
 from vrepo._sync import run_sync
+from vrepo.diff import SnapshotDiff, diff_snapshots
 from vrepo.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -37,7 +38,9 @@ from vrepo.format import (
     new_id,
 )
 from vrepo.history import History
+from vrepo.listing import NodeInfo, list_nodes
 from vrepo.objects import ObjectIO
+from vrepo.reference import parse_reference, resolve_revision
 from vrepo.refs import RefHead, RefKind, history, list_names, now_us, read_head, write_record
 from vrepo.session import Session
 from vrepo.storage import Storage, as_storage
@@ -213,13 +216,22 @@ class Repository:
         tag: str | None = None,
         snapshot_id: str | None = None,
         as_of: dt.datetime | None = None,
+        ref: str | None = None,
     ) -> Session:
         """A read-only session on a branch head (default ``main``), a tag, or a snapshot.
 
+        ``ref`` names any of these as a revision string instead (``"v1~2"``, see `resolve`).
         With ``as_of``, reads the newest snapshot in that ref's history written at or before
         that (timezone-aware) time: time travel by date.
         """
-        snapshot, head = self._resolve(branch, tag, snapshot_id)
+        if ref is not None:
+            if any(x is not None for x in (branch, tag, snapshot_id)):
+                raise InvalidArgumentError(
+                    "pass ref= alone, not with branch=, tag= or snapshot_id="
+                )
+            snapshot, head = run_sync(resolve_revision(self._objects, ref))
+        else:
+            snapshot, head = self._resolve(branch, tag, snapshot_id)
         if as_of is not None:
             limit = _to_us(as_of)
             for older in self._walk(snapshot):
@@ -248,6 +260,38 @@ class Repository:
         """
         start, _ = self._resolve(branch, tag, snapshot_id)
         return History(map(SnapshotInfo.from_snapshot, self._walk(start)), start)
+
+    def resolve(self, ref: str) -> str:
+        """The snapshot id a revision names: ``"main"``, ``"v1~2"``, ``"tag:v1"``, an id...
+
+        A bare name is a branch, else a tag, else a snapshot id; ``~N`` goes back N
+        first parents. `InvalidArgumentError` if a name is both a branch and a tag (write
+        ``branch:NAME`` or ``tag:NAME``), `RefNotFoundError` if nothing matches or ``~N``
+        goes back past the first snapshot.
+        """
+        return run_sync(resolve_revision(self._objects, ref))[0]
+
+    def diff(self, from_ref: str | None, to_ref: str) -> SnapshotDiff:
+        """What changed between two snapshots (any two: they need not be related).
+
+        Both are revisions as for `resolve`; ``from_ref`` None compares with an empty
+        repository. Lists added, removed and re-described nodes, per array the chunks added,
+        changed and removed, and added, changed and removed opaque objects.
+        """
+        from_id = None if from_ref is None else self.resolve(from_ref)
+        return run_sync(self._diff(from_id, self.resolve(to_ref)))
+
+    def list_nodes(self, ref: str = "main") -> list[NodeInfo]:
+        """The groups and arrays of a revision (see `resolve`), sorted by path.
+
+        With each array's shape, data type, chunk shape, and the number and encoded bytes of
+        its stored chunks; read from the snapshot alone, however many chunks there are.
+        """
+        return list_nodes(run_sync(self._objects.get_snapshot(self.resolve(ref))))
+
+    async def _diff(self, from_id: str | None, to_id: str) -> SnapshotDiff:
+        old = await self._objects.get_snapshot(from_id) if from_id is not None else None
+        return await diff_snapshots(self._objects, old, await self._objects.get_snapshot(to_id))
 
     def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """The id, parent, time, message and metadata of one snapshot."""
@@ -362,3 +406,40 @@ class Repository:
         head = self._existing_head("tag", name)
         if run_sync(write_record(self._storage, head, "delete", None)) is None:
             raise RefExistsError(f"tag {name!r} was deleted by someone else just now")
+
+
+# --- references ------------------------------------------------------------------------------
+
+
+def split_reference(
+    text: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> tuple[Repository, str | None]:
+    """Open the repository a reference (``PATH_OR_URL[@REVISION]``) names; return its revision.
+
+    The revision is None when the reference has none. If no repository exists where the text
+    before the last ``@`` points but one exists at the whole text (a folder named ``a@b``),
+    that one is opened, without a revision. ``storage_options`` configure ``s3://`` URLs.
+    """
+    text = os.fspath(text)
+    parsed = parse_reference(text)
+    try:
+        return Repository.open(as_storage(parsed.location, storage_options)), parsed.revision
+    except RepositoryNotFoundError:
+        if parsed.revision is None:
+            raise
+        try:
+            return Repository.open(as_storage(text, storage_options)), None
+        except RepositoryNotFoundError:
+            pass
+        raise
+
+
+def open_reference(
+    text: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> Session:
+    """A read-only session on the snapshot a reference names, e.g. ``"data/r.vrepo@v1~2"``.
+
+    Without ``@REVISION``, the head of branch main. See `vrepo.reference` for the syntax.
+    """
+    repo, revision = split_reference(text, storage_options)
+    return repo.readonly_session(ref=revision or "main")

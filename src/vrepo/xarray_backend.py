@@ -1,7 +1,8 @@
 """The xarray backend: ``xr.open_dataset(repo_path_or_url, engine="vrepo", tag="v1")``.
 
 Any version of a dataset opens like a file. The backend resolves the repository and the
-reference (branch, tag, snapshot id, or a time with ``as_of``) to a read-only session and lets
+reference (branch, tag, snapshot id, a revision after ``@`` in the path as in
+``"data/ocean.vrepo@v1~1"``, or a time with ``as_of``) to a read-only session and lets
 xarray's own zarr backend decode the store, so what comes back is exactly what ``open_zarr``
 would give for the same data.
 """
@@ -18,7 +19,8 @@ from xarray.backends.zarr import ZarrBackendEntrypoint
 
 from vrepo.errors import InvalidArgumentError
 from vrepo.format import REPO_INFO_KEY
-from vrepo.repository import Repository
+from vrepo.reference import parse_reference
+from vrepo.repository import Repository, split_reference
 from vrepo.session import Session
 from vrepo.storage import Storage, as_storage
 
@@ -73,13 +75,28 @@ class VRepoBackendEntrypoint(BackendEntrypoint):
         )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
-        """True for `Repository` and `Session` objects and local repository folders."""
+        """True for `Repository` and `Session` objects and local repository folders.
+
+        A folder may carry a revision, as in ``"data/ocean.vrepo@v1~1"``.
+        """
         if isinstance(filename_or_obj, Repository | Session):
             return True
         if isinstance(filename_or_obj, str | os.PathLike):
             path = os.fspath(filename_or_obj)
-            return "://" not in path and os.path.isfile(os.path.join(path, REPO_INFO_KEY))
+            if "://" in path:
+                return False
+            if _is_local_repository(path):
+                return True
+            try:
+                location = parse_reference(path).location
+            except InvalidArgumentError:
+                return False
+            return location != path and _is_local_repository(location)
         return False
+
+
+def _is_local_repository(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, REPO_INFO_KEY))
 
 
 def _session(
@@ -97,6 +114,15 @@ def _session(
                 "a branch, tag, snapshot_id or as_of"
             )
         return obj
-    if not isinstance(obj, Repository):
+    if isinstance(obj, str | os.PathLike):
+        obj, revision = split_reference(obj, storage_options or None)
+        if revision is not None:
+            if any(x is not None for x in (branch, tag, snapshot_id)):
+                raise InvalidArgumentError(
+                    f"the path already names revision {revision!r} after '@'; drop branch=, "
+                    "tag= and snapshot_id=, or drop the '@' part"
+                )
+            return obj.readonly_session(ref=revision, as_of=as_of)
+    elif not isinstance(obj, Repository):
         obj = Repository.open(as_storage(obj, storage_options or None))
     return obj.readonly_session(branch, tag=tag, snapshot_id=snapshot_id, as_of=as_of)
