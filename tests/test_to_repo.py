@@ -5,6 +5,7 @@ from __future__ import annotations
 import dask
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import zarr
@@ -258,3 +259,15 @@ def test_dask_backed_coordinates_and_empty_variables(repo):
     )
     ds.vrepo.to_repo(repo)
     xr.testing.assert_identical(read(repo), ds.compute())
+
+
+def test_append_with_other_datetime_units(repo):
+    def month(start: str, n: int) -> xr.Dataset:
+        times = pd.date_range(start, periods=n, freq="D").astype("datetime64[us]")
+        return xr.Dataset({"v": (("time",), np.arange(n, dtype="f4"))}, coords={"time": times})
+
+    month("2000-01-01", 31).vrepo.to_repo(repo)
+    month("2000-02-01", 29).vrepo.to_repo(repo, mode="a")  # stored as [ns] by xarray: fine
+    assert read(repo).sizes["time"] == 60
+    with pytest.raises(vrepo.InvalidArgumentError, match="float64 but stored as float32"):
+        month("2000-03-01", 3).astype({"v": "f8"}).vrepo.to_repo(repo, mode="a")

@@ -44,9 +44,7 @@ def default_append_dim(ds: xr.Dataset, stored: xr.Dataset) -> Hashable | None:
     dim = time_dimension(ds)
     if dim is None or dim not in stored.dims or dim not in stored.coords:
         return None
-    if ds.sizes[dim] == stored.sizes[dim] and np.array_equal(
-        ds[dim].values, stored[dim].values
-    ):
+    if ds.sizes[dim] == stored.sizes[dim] and np.array_equal(ds[dim].values, stored[dim].values):
         return None
     return dim
 
@@ -120,10 +118,15 @@ def _check_coordinates(ds: xr.Dataset, stored: xr.Dataset, dim: Hashable) -> Non
 
 def _check_dtypes(ds: xr.Dataset, stored: xr.Dataset) -> None:
     for name, var in ds.variables.items():
-        if name in stored.variables and var.dtype != stored[name].dtype:
+        if name not in stored.variables:
+            continue
+        old = stored[name].dtype
+        if var.dtype.kind in "Mm" and var.dtype.kind == old.kind:
+            continue  # datetime64[us] vs [ns]: the same times, encoded by their units anyway
+        if var.dtype != old:
             raise InvalidArgumentError(
-                f"variable {name!r} is {var.dtype} but stored as {stored[name].dtype}; "
-                f"convert it first (e.g. ds[{str(name)!r}].astype({str(stored[name].dtype)!r}))"
+                f"variable {name!r} is {var.dtype} but stored as {old}; "
+                f"convert it first (e.g. ds[{str(name)!r}].astype({str(old)!r}))"
             )
 
 
