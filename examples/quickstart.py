@@ -74,8 +74,8 @@ def main(repo_path: Path) -> None:
             session.commit("experiment: bias-correct the first two decades")
 
         with step("reading back main, the tag v1 and the branch"):
-            latest = xr.open_dataset(repo, engine="vrepo", branch="main")
-            tagged = xr.open_dataset(repo, engine="vrepo", tag="v1")
+            latest = xr.open_dataset(f"{repo_path}@main", engine="vrepo")
+            tagged = xr.open_dataset(f"{repo_path}@v1", engine="vrepo")  # time travel
             trial = xr.open_dataset(repo, engine="vrepo", branch="experiment")
             xr.testing.assert_identical(tagged, first.compute())
             xr.testing.assert_identical(latest, ds.compute())
@@ -84,6 +84,8 @@ def main(repo_path: Path) -> None:
     print(f"experiment differs from main by {shift:.2f} K over 1860-1879; main is untouched")
     assert np.isclose(shift, 0.5)
 
+    print("\ndiff main -> experiment:")
+    print("  " + str(repo.diff("main", "experiment")).replace("\n", "\n  "))
     print("\nlog of experiment:")
     labels = {repo.lookup_tag(t): f" (tag: {t})" for t in repo.list_tags()}
     for info in repo.ancestry(branch="experiment"):

@@ -43,6 +43,8 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert "main has 240 time steps; tag v1 has 120" in out
     assert "experiment differs from main by 0.50 K" in out
     assert "branches: ['experiment', 'main']  tags: ['v1']" in out
+    assert "chunks of /air_temperature: +0 ~1 -0" in out  # the diff main -> experiment
+    assert "air temperature 1860-1979 (tag: v1)" in out  # the log
     assert (tmp_path / "q.vrepo" / "repo.json").exists()
 
 
