@@ -9,6 +9,7 @@ import errno
 import gc
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import uuid
@@ -84,6 +85,15 @@ async def test_put_accepts_memoryview_and_copies(storage: Storage) -> None:
     await storage.put("a/numbers", memoryview(numbers))
     assert await storage.get("a/numbers") == numbers.tobytes()
     assert isinstance(await storage.get("a/numbers"), bytes)
+
+
+async def test_put_new_writes_fresh_objects(storage: Storage) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    await storage.put_new("chunks/one", memoryview(data))
+    await storage.put_new("chunks/two", b"x")
+    assert await storage.get("chunks/one") == data
+    assert await storage.list("chunks/") == ["chunks/one", "chunks/two"]  # no temporaries
+    await storage.make_durable(["chunks/one", "chunks/two"])
 
 
 async def test_large_object(storage: Storage) -> None:
@@ -523,6 +533,17 @@ async def test_put_recreates_directory_removed_behind_its_back(tmp_path: Path) -
     os.rmdir(tmp_path / "a")
     await storage.put("a/b", b"2")
     assert await storage.get("a/b") == b"2"
+
+
+async def test_put_new_never_replaces_and_recreates_directories(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    await storage.put_new("chunks/a", b"first")
+    with pytest.raises(StorageError):
+        await storage.put_new("chunks/a", b"second")  # in place, but never over an object
+    assert await storage.get("chunks/a") == b"first"
+    shutil.rmtree(tmp_path / "chunks")
+    await storage.put_new("chunks/b", b"again")
+    assert await storage.get("chunks/b") == b"again"
 
 
 async def test_put_if_absent_without_hard_links(

@@ -198,7 +198,7 @@ class ObjectIO:
         if len(data) <= self.config.inline_threshold_bytes:
             return ChunkRef.inlined(bytes(data))
         chunk_id = new_id()
-        await self.storage.put(chunk_key(chunk_id), data)
+        await self.storage.put_new(chunk_key(chunk_id), data)
         return ChunkRef.external(chunk_id, len(data))
 
     async def read_chunk(self, ref: ChunkRef, start: int = 0, end: int | None = None) -> bytes:

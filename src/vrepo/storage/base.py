@@ -29,6 +29,15 @@ class Storage(ABC):
     async def put(self, key: str, data: bytes | memoryview) -> None:
         """Create or replace an object. Readers see the old or the new bytes, never a mix."""
 
+    async def put_new(self, key: str, data: bytes | memoryview) -> None:
+        """Create an object under a fresh, unique key that nothing reads until it is written.
+
+        For write-once objects named by random ids (chunks): a backend may write in place
+        instead of atomically, because no reader looks for the key before a commit refers to
+        it, and an interrupted write leaves only unreferenced garbage. By default, `put`.
+        """
+        await self.put(key, data)
+
     @abstractmethod
     async def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
         """Atomically create an object only if no object has that key.

@@ -16,7 +16,6 @@ import errno
 import os
 import secrets
 import stat
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -26,6 +25,8 @@ from typing import Any, TypeVar
 from vrepo import config as _settings
 from vrepo.errors import InvalidArgumentError, ObjectNotFoundError, StorageError
 from vrepo.storage._keys import first_keys, validate_byte_range, validate_key, validate_prefix
+from vrepo.storage._libc import linux_libc_function
+from vrepo.storage._writeback import hand_off
 from vrepo.storage.base import Storage
 
 _T = TypeVar("_T")
@@ -43,38 +44,9 @@ _NO_LINK_ERRNOS = frozenset(
 )
 
 
-def _linux_libc_function(name: str) -> Any | None:
-    """A function of Linux's C library, or None elsewhere (or if it is missing)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True), name)
-    except (OSError, AttributeError):
-        return None
-
-
-def _load_sync_file_range() -> Callable[[int], None]:
-    """Resolve Linux ``sync_file_range`` once; elsewhere (or on failure) return a no-op."""
-    func = _linux_libc_function("sync_file_range")
-    if func is None:
-        return lambda fd: None
-    func.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    func.restype = ctypes.c_int
-    sync_file_range_write = 2  # SYNC_FILE_RANGE_WRITE: start writeback, do not wait
-
-    def start_writeback(fd: int) -> None:
-        # A hint only: a failure (e.g. ESPIPE, EINVAL on some filesystems) is harmless.
-        func(fd, 0, 0, sync_file_range_write)
-
-    return start_writeback
-
-
-_start_writeback = _load_sync_file_range()
-
-
 def _load_syncfs() -> Callable[[int], None] | None:
     """Linux ``syncfs``: flush one whole filesystem (data and metadata) and wait for it."""
-    func = _linux_libc_function("syncfs")
+    func = linux_libc_function("syncfs")
     if func is None:
         return None
     func.argtypes = (ctypes.c_int,)
@@ -234,13 +206,18 @@ class LocalStorage(Storage):
         """Create a temporary file next to ``path``, creating its directory if needed."""
         directory, name = os.path.split(path)
         temp = os.path.join(directory, f".{name[:_TEMP_NAME_CHARS]}.{secrets.token_hex(8)}.tmp")
+        return self._create(temp), temp
+
+    def _create(self, path: str) -> int:
+        """Create a new file (never an existing one), and its directory if needed."""
+        directory = os.path.dirname(path)
         self._ensure_dir(directory)
         try:
-            return os.open(temp, _CREATE_FLAGS, 0o666), temp
+            return os.open(path, _CREATE_FLAGS, 0o666)
         except FileNotFoundError:  # directory removed behind our back: forget and retry
             self._dirs.discard(directory)
             self._ensure_dir(directory)
-            return os.open(temp, _CREATE_FLAGS, 0o666), temp
+            return os.open(path, _CREATE_FLAGS, 0o666)
 
     def _sync_new_dirs(self, directory: str) -> None:
         """fsync the directories above ``directory`` that gained a subdirectory."""
@@ -283,11 +260,23 @@ class LocalStorage(Storage):
     def _put_sync(self, path: str, data: bytes | memoryview) -> None:
         fd, temp = self._open_temp(path)
         try:
-            _write_and_close(fd, data, _start_writeback)  # makes make_durable's fsync cheap
+            _write_all(fd, data)
             os.replace(temp, path)
         except BaseException:
+            os.close(fd)
             _unlink_quietly(temp)
             raise
+        hand_off(fd)  # starts writeback early, off this thread: make_durable's fsync is cheap
+
+    def _put_new_sync(self, path: str, data: bytes | memoryview) -> None:
+        fd = self._create(path)
+        try:
+            _write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(path)
+            raise
+        hand_off(fd)
 
     def _put_if_absent_sync(self, path: str, data: bytes | memoryview) -> bool:
         if not self._links_supported:
@@ -411,6 +400,10 @@ class LocalStorage(Storage):
     async def put(self, key: str, data: bytes | memoryview) -> None:
         """Write via a temporary file and an atomic rename; not yet durable (see make_durable)."""
         await self._run("writing", key, self._put_sync, self._path(key), data)
+
+    async def put_new(self, key: str, data: bytes | memoryview) -> None:
+        """Write in place (no temporary file and rename): the key is fresh and unread."""
+        await self._run("writing", key, self._put_new_sync, self._path(key), data)
 
     async def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
         """Create durably via hard link of an fsynced temp file; False if the key exists."""
