@@ -29,12 +29,12 @@ import gc
 import os
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import zarr
 from _common import (
     fmt_s,
+    fsync_tree,
     print_table,
     save_results,
     settle,
@@ -81,24 +81,6 @@ def write_local(path: str, data: np.ndarray) -> None:
     arr[:] = data
     seconds, _ = timed(lambda: fsync_tree(path))
     LOCAL_FSYNC_SECONDS.append(seconds)
-
-
-def fsync_tree(root: str) -> None:
-    """fsync every file and directory below ``root`` in parallel: LocalStore, made durable."""
-
-    def fsync(path: str) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    paths = []
-    for directory, _, names in os.walk(root):
-        paths.append(directory)
-        paths.extend(os.path.join(directory, name) for name in names)
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(fsync, paths))
 
 
 COMMIT_SECONDS: list[float] = []  # the commit's share of each vrepo write, for the report
