@@ -107,7 +107,9 @@ def main() -> int:
     args = parser.parse_args()
 
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
         Client(cluster) as client,
     ):
         ds = make_dataset(client)

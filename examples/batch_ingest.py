@@ -63,7 +63,7 @@ def main(repo_path: Path) -> None:
     )  # metadata, coordinates and the small bounds; the workers write the rest
 
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         fork = session.fork()

@@ -48,7 +48,7 @@ def load_dataset() -> xr.Dataset:
 def main(repo_path: Path) -> None:
     started = time.perf_counter()
     with step("starting a Dask cluster of 2 worker processes"):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
         client = Client(cluster)
     with cluster, client:
         ds = load_dataset()

@@ -72,7 +72,7 @@ def a1b_dataset() -> xr.Dataset:
 def dask_cluster() -> Iterator[LocalCluster]:
     """A real distributed cluster: 2 worker processes x 1 thread, shared by this xdist worker."""
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     with cluster:
         yield cluster
