@@ -26,9 +26,10 @@ def test_readme_starts_with_the_two_setup_commands():
     assert "pytest" in install_and_test
 
 
-def test_ci_runs_exactly_the_readme_test_command():
+def test_ci_runs_exactly_the_readme_commands_in_a_fresh_venv():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert readme_commands()[1] in ci
+    first, second = readme_commands()
+    assert ci.index("rm -rf .venv") < ci.index(first) < ci.index(second)
 
 
 def test_quickstart_runs_end_to_end(tmp_path):
