@@ -78,8 +78,18 @@ def to_repo(
         check_append(ds, stored, append_dim)  # type: ignore[arg-type]  # stored exists here
     savepoint = session._savepoint()
     try:
-        _write(ds, session, group, mode, append_dim, region, encoding, safe_chunks, align_chunks,
-               split_every)
+        _write(
+            ds,
+            session,
+            group,
+            mode,
+            append_dim,
+            region,
+            encoding,
+            safe_chunks,
+            align_chunks,
+            split_every,
+        )
     except BaseException:
         session._rollback(savepoint)
         raise
@@ -144,9 +154,7 @@ def _stored_dataset(session: Session, group: str | None) -> xr.Dataset | None:
         zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
     except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, ValueError):
         return None
-    return xr.open_zarr(
-        session.store, group=group, consolidated=False, zarr_format=3, chunks=None
-    )
+    return xr.open_zarr(session.store, group=group, consolidated=False, zarr_format=3, chunks=None)
 
 
 def _resolve_mode(
