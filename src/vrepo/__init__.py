@@ -5,8 +5,10 @@ S3 and S3-compatible stores, with no server; any number of uncoordinated writers
 to one branch. Start with `Repository.open_or_create(path)`.
 """
 
-import importlib.util
+import importlib
+from typing import Any
 
+from vrepo._xarray_hook import install as _install_xarray_accessor
 from vrepo.content import ChangeSummary
 from vrepo.diff import ArrayChunkDiff, SnapshotDiff
 from vrepo.errors import (
@@ -46,10 +48,20 @@ from vrepo.storage import (
     memory_storage,
     s3_storage,
 )
-from vrepo.zarr_store import VRepoStore
 
-if importlib.util.find_spec("xarray") is not None:
-    from vrepo import xarray as xarray  # registers the ds.vrepo accessor
+_install_xarray_accessor()  # ds.vrepo, without importing xarray before the user does
+
+_LAZY = {"VRepoStore": "vrepo.zarr_store", "xarray": "vrepo.xarray", "dask": "vrepo.dask"}
+
+
+def __getattr__(name: str) -> Any:
+    """`VRepoStore` and the `xarray` / `dask` integrations load on first use (zarr, xarray
+    and dask take ~0.5 s to import; the CLI needs none of them)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'vrepo' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    return getattr(module, name) if name == "VRepoStore" else module
+
 
 __version__ = "0.1.0"
 
