@@ -8,13 +8,13 @@ of them. The coordinator then merges the root once and commits when it chooses.
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import dask
 import dask.array as da
+import numpy as np
 import zarr
 from zarr.core.array import AsyncArray
 from zarr.core.metadata import ArrayV3Metadata
@@ -52,16 +52,16 @@ def store(
     session = _session_of(targets)
     fork = session.fork()
     writes = [
-        dask.delayed(_write_block, pure=False)(block, fork, target.path, region)
+        written
         for source, target, region in zip(sources, targets, regions_list, strict=True)
-        for block, region in _blocks(source, target, region)
+        for written in _written_blocks(source, target, region, fork)
     ]
     if not writes:
         return
     if split_every is None:
         split_every = _settings.get("dask.split-every")
     root = _tree(writes, split_every)
-    session.merge(dask.compute(root)[0])
+    session.merge(_unwrap(dask.compute(root)[0]))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -94,22 +94,41 @@ def _session_of(targets: list[zarr.Array]) -> Session:
     return session
 
 
-def _blocks(source: da.Array, target: zarr.Array, region: Region | None):
-    """(block, region in the target) for every block of ``source``."""
-    origin = [0] * target.ndim if region is None else [s.start or 0 for s in region]
+def _written_blocks(
+    source: da.Array, target: zarr.Array, region: Region | None, fork: ForkSession
+) -> list[Any]:
+    """One lazy write per block of ``source`` (a blockwise graph: the fork is in it once),
+    each computing to a 1-element object array holding the fork it wrote into."""
     if source.ndim != target.ndim:
         raise InvalidArgumentError(
             f"source has {source.ndim} dimensions, target {target.path!r} has {target.ndim}"
         )
-    starts = [list(itertools.accumulate((0, *sizes))) for sizes in source.chunks]
-    blocks = source.to_delayed().ravel()  # C order, as itertools.product below
-    indices = itertools.product(*(range(len(sizes)) for sizes in source.chunks))
-    for block, index in zip(blocks, indices, strict=True):
-        block_region = tuple(
-            slice(origin[d] + starts[d][i], origin[d] + starts[d][i + 1])
-            for d, i in enumerate(index)
-        )
-        yield block, block_region
+    origin = (0,) * target.ndim if region is None else tuple(s.start or 0 for s in region)
+    written = source.map_blocks(
+        _write_mapped,
+        fork=fork,
+        path=target.path,
+        origin=origin,
+        chunks=tuple((1,) * len(sizes) for sizes in source.chunks),
+        dtype=object,
+        meta=np.empty((0,) * source.ndim, dtype=object),
+    )
+    return list(written.to_delayed().ravel())
+
+
+def _write_mapped(
+    block: Any, fork: ForkSession, path: str, origin: tuple[int, ...], block_info: Any = None
+) -> np.ndarray:
+    location = block_info[0]["array-location"]
+    spans = zip(origin, location, strict=True)
+    region = tuple(slice(o + start, o + stop) for o, (start, stop) in spans)
+    out = np.empty((1,) * block.ndim, dtype=object)
+    out[(0,) * block.ndim] = _write_block(block, fork, path, region)
+    return out
+
+
+def _unwrap(result: Any) -> ForkSession:
+    return result.item() if isinstance(result, np.ndarray) else result
 
 
 def _write_block(block: Any, fork: ForkSession, path: str, region: Region) -> ForkSession:
@@ -138,9 +157,10 @@ def _open_array(fork: ForkSession, path: str) -> zarr.Array:
     return zarr.Array(AsyncArray(metadata, StorePath(fork.store, path)))
 
 
-def _merge(*forks: ForkSession) -> ForkSession:
-    merged = forks[0]._sibling()
-    merged.merge(*forks)
+def _merge(*forks: Any) -> ForkSession:
+    unwrapped = [_unwrap(fork) for fork in forks]
+    merged = unwrapped[0]._sibling()
+    merged.merge(*unwrapped)
     return merged
 
 
