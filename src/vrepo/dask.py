@@ -122,19 +122,15 @@ def _write_mapped(
     location = block_info[0]["array-location"]
     spans = zip(origin, location, strict=True)
     region = tuple(slice(o + start, o + stop) for o, (start, stop) in spans)
+    mine = fork._sibling()  # one fork per task, even when tasks share the object (threads)
+    _open_array(mine, path)[region] = block
     out = np.empty((1,) * block.ndim, dtype=object)
-    out[(0,) * block.ndim] = _write_block(block, fork, path, region)
+    out[(0,) * block.ndim] = mine
     return out
 
 
 def _unwrap(result: Any) -> ForkSession:
     return result.item() if isinstance(result, np.ndarray) else result
-
-
-def _write_block(block: Any, fork: ForkSession, path: str, region: Region) -> ForkSession:
-    mine = fork._sibling()  # one fork per task, even when tasks share the object (threads)
-    _open_array(mine, path)[region] = block
-    return mine
 
 
 _METADATA: OrderedDict[tuple[str, str], ArrayV3Metadata] = OrderedDict()

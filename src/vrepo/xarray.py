@@ -148,11 +148,17 @@ def _writable_session(target: Any, branch: str) -> tuple[Session, bool]:
     )
 
 
+def _existing_group(session: Session, group: str | None) -> zarr.Group | None:
+    """The zarr group at ``group`` in the session, or None if there is none."""
+    try:
+        return zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, ValueError):
+        return None
+
+
 def _stored_dataset(session: Session, group: str | None) -> xr.Dataset | None:
     """What the session holds at ``group``, opened lazily; None if there is no such group."""
-    try:
-        zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
-    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, ValueError):
+    if _existing_group(session, group) is None:
         return None
     return xr.open_zarr(session.store, group=group, consolidated=False, zarr_format=3, chunks=None)
 
@@ -249,11 +255,8 @@ class _LazyWriter(ArrayWriter):
 
 def _is_consolidated(session: Session, group: str | None) -> bool:
     """Whether the group exists and carries consolidated metadata."""
-    try:
-        node = zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
-    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, ValueError):
-        return False
-    return node.metadata.consolidated_metadata is not None
+    node = _existing_group(session, group)
+    return node is not None and node.metadata.consolidated_metadata is not None
 
 
 def _default_message(
