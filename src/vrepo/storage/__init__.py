@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vrepo import config as _settings
 from vrepo.errors import InvalidArgumentError, StorageError
 from vrepo.storage.base import Storage
 from vrepo.storage.credentials import CredentialsSource, S3Credentials
@@ -59,8 +58,6 @@ def s3_storage(
     provider, which each worker process calls itself on first use (for workers with their own
     credentials, such as instance roles, or to keep secrets off the wire).
     """
-    if scatter_credentials is None:
-        scatter_credentials = _settings.get("storage.s3.scatter-credentials")
     return S3Storage(
         bucket,
         prefix,

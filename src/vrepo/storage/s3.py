@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from vrepo import config as _settings
 from vrepo.errors import InvalidArgumentError, InvalidKeyError, ObjectNotFoundError, StorageError
 from vrepo.storage._keys import (
     first_keys,
@@ -146,7 +147,8 @@ class S3Storage(Storage):
 
     ``credentials`` is `S3Credentials`, a picklable zero-argument callable returning them (a
     provider: called lazily, and again only near their expiry), or None for botocore's
-    default chain. With a provider and ``scatter_credentials=True`` (the default), pickles
+    default chain. With a provider and ``scatter_credentials=True`` (the default; None reads
+    the ``storage.s3.scatter-credentials`` setting), pickles
     carry the credentials it last returned, so processes that unpickle the storage (workers
     receiving a fork) use them and call the provider only when they near expiry, once per
     process. With ``scatter_credentials=False`` pickles carry only the provider, and each
@@ -163,7 +165,7 @@ class S3Storage(Storage):
         region: str | None = None,
         anonymous: bool = False,
         credentials: CredentialsSource = None,
-        scatter_credentials: bool = True,
+        scatter_credentials: bool | None = None,
     ) -> None:
         _check_bucket(bucket)
         try:
@@ -177,6 +179,8 @@ class S3Storage(Storage):
         credentials = check_credentials_source(credentials)
         if anonymous and credentials is not None:
             raise InvalidArgumentError("pass either anonymous=True or credentials, not both")
+        if scatter_credentials is None:
+            scatter_credentials = _settings.get("storage.s3.scatter-credentials")
         if not isinstance(scatter_credentials, bool):
             raise InvalidArgumentError(
                 f"scatter_credentials must be True or False, got {scatter_credentials!r}"
