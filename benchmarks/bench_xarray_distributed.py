@@ -12,8 +12,11 @@ x 1 thread and persisted there before timing, so only storing is measured.
   persisted on the workers (every chunk read and decoded; nothing shipped to the client).
 
 Rounds run ABBA (plain, vrepo, vrepo, plain; the next round starts with vrepo); dirty pages
-are flushed before every timed write. The gated figure is the median over rounds of the
-within-round ratio vrepo/plain. Targets: write+commit <= 1.10, read <= 1.10.
+are flushed before every timed write, and each run's files are deleted once they have been
+read, so every write starts with the same page cache. (Kept, each write had to take memory
+the ones before had not: on this VM that doubled the kernel time of a write, and slowed
+every later position of a round, whichever kind ran there.) The gated figure is the median
+over rounds of the within-round ratio vrepo/plain. Targets: write+commit <= 1.10, read <= 1.10.
 
     /work/venv/bin/python benchmarks/bench_xarray_distributed.py [--rounds 5]
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 
@@ -97,6 +101,7 @@ def run_round(ds: xr.Dataset, order: list[str], root: str) -> dict[str, tuple[fl
         if kind == "plain":  # what making it durable would add: reported, not gated
             durable_seconds += timed(lambda path=path: fsync_tree(path))[0]
         read_seconds, _ = timed(lambda kind=kind, path=path: readers[kind](path))
+        shutil.rmtree(path)
         times[kind].append((write_seconds, read_seconds, durable_seconds))
     return {kind: tuple(np.mean(v, axis=0)) for kind, v in times.items()}  # type: ignore[misc]
 

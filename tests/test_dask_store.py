@@ -86,3 +86,25 @@ def test_targets_must_be_one_writable_session(tmp_path):
     plain = zarr.create_array(zarr.storage.MemoryStore(), shape=(4,), dtype="f8")
     with pytest.raises(vrepo.InvalidArgumentError, match="vrepo session"):
         vrepo.dask.store(da.ones(4, chunks=2), plain)
+
+
+def test_change_sets_merge_up_a_tree_and_writes_fuse_with_sources(tmp_path):
+    repo = vrepo.Repository.create(tmp_path / "r.vrepo")
+    session = repo.writable_session()
+    target = _target(session, (40,), (2,))
+    source = da.arange(40, chunks=2, dtype="f8") + 1  # 20 blocks, two blockwise layers
+    written = vrepo.dask._written_blocks(source, target, None, session.fork())
+    root = vrepo.dask._tree([written], split_every=3)
+    graph = dict(root.__dask_optimize__(root.__dask_graph__(), root.__dask_keys__()))
+    merges = [key for key in graph if str(key).startswith("('vrepo-merge")]
+    fan_in = [len(dask.core.get_dependencies(graph, key)) for key in merges]
+    # 20 -> 7 -> 3 -> 1 (the one-input merge fuses into its parent): never one task for all 20
+    assert len(merges) == 7 + 3 + 1 - 1 and max(fan_in) == 3
+    names = {key[0] for key in graph if isinstance(key, tuple)}
+    assert not any(name.startswith(("arange-", "add-")) and "write" not in name for name in names)
+    (merged,) = dask.compute(root, scheduler="threads")
+    session.merge(merged.item())
+    session.commit("tree")
+    np.testing.assert_array_equal(
+        zarr.open_array(repo.readonly_session().store, path="t")[:], np.arange(40) + 1
+    )

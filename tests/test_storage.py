@@ -19,6 +19,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
+import vrepo.storage._syncfs as syncfs_module
 import vrepo.storage.local as local_module
 from s3_servers import s3_server_named
 from vrepo.errors import InvalidArgumentError, InvalidKeyError, ObjectNotFoundError, StorageError
@@ -303,22 +304,112 @@ async def test_make_durable_syncs_new_directories(tmp_path: Path) -> None:
     assert not storage._unsynced_dirs
 
 
-@pytest.mark.skipif(local_module._syncfs is None, reason="syncfs is a Linux system call")
-async def test_make_durable_many_objects_syncs_each_filesystem_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[int] = []
-    real = local_module._syncfs
-    monkeypatch.setattr(local_module, "_syncfs", lambda fd: (calls.append(fd), real(fd)))
-    storage = LocalStorage(tmp_path / "root")
-    keys = [f"chunks/{i:04d}" for i in range(1000)] + [f"deep/new/{i:04d}" for i in range(100)]
+needs_syncfs = pytest.mark.skipif(
+    syncfs_module.syncfs is None, reason="syncfs that reports errors needs Linux 5.8 or newer"
+)
+
+
+@pytest.fixture
+def sync_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str | int]]:
+    """Count syncfs and per-file fsync calls; the filesystem counts as a trusted one."""
+    calls: dict[str, list[str | int]] = {"syncfs": [], "fsync": []}
+    real_syncfs, real_fsync = syncfs_module.syncfs, local_module._fsync_path
+    assert real_syncfs is not None
+    monkeypatch.setattr(
+        syncfs_module, "syncfs", lambda fd: (calls["syncfs"].append(fd), real_syncfs(fd))
+    )
+    monkeypatch.setattr(
+        local_module, "_fsync_path", lambda path: (calls["fsync"].append(path), real_fsync(path))
+    )
+    monkeypatch.setattr(syncfs_module, "filesystem_type", lambda device: "ext4")
+    return calls
+
+
+async def _put_all(storage: LocalStorage, keys: list[str]) -> None:
     for key in keys:
         await storage.put(key, key.encode())
+
+
+@needs_syncfs
+async def test_make_durable_many_objects_syncs_each_filesystem_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync_calls: dict[str, list[str | int]]
+) -> None:
+    monkeypatch.setattr(syncfs_module, "dirty_bytes", lambda: 1 << 40)  # a busy machine
+    storage = LocalStorage(tmp_path / "root")
+    keys = [f"chunks/{i:04d}" for i in range(1000)] + [f"deep/new/{i:04d}" for i in range(100)]
+    await _put_all(storage, keys)
     await storage.make_durable(keys)
-    assert len(calls) == 1 and not storage._unsynced_dirs
+    assert len(sync_calls["syncfs"]) == 1 and not storage._unsynced_dirs
     with pytest.raises(ObjectNotFoundError) as info:
         await storage.make_durable([*keys, "chunks/missing"])
     assert info.value.key == "chunks/missing"
+
+
+@needs_syncfs
+async def test_make_durable_few_objects_uses_syncfs_only_on_a_quiet_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync_calls: dict[str, list[str | int]]
+) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    keys = [f"chunks/{i:02d}" for i in range(20)]
+    await _put_all(storage, keys)
+    monkeypatch.setattr(syncfs_module, "dirty_bytes", lambda: 1 << 20)
+    await storage.make_durable(keys)
+    assert len(sync_calls["syncfs"]) == 1 and not sync_calls["fsync"]
+    # Much dirty data elsewhere: syncfs would wait for it, so each file is fsynced instead.
+    monkeypatch.setattr(syncfs_module, "dirty_bytes", lambda: 1 << 30)
+    await storage.make_durable(keys)
+    assert len(sync_calls["syncfs"]) == 1 and len(sync_calls["fsync"]) == len(keys) + 1
+    monkeypatch.setattr(syncfs_module, "dirty_bytes", lambda: None)  # no /proc/meminfo
+    await storage.make_durable(keys)
+    assert len(sync_calls["syncfs"]) == 1
+
+
+@needs_syncfs
+@pytest.mark.parametrize("fs_type", ["nfs4", "fuse.sshfs", "cifs", None])
+async def test_make_durable_fsyncs_each_file_where_syncfs_is_not_trusted(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sync_calls: dict[str, list[str | int]],
+    fs_type: str | None,
+) -> None:
+    monkeypatch.setattr(syncfs_module, "filesystem_type", lambda device: fs_type)
+    monkeypatch.setattr(syncfs_module, "dirty_bytes", lambda: 0)
+    storage = LocalStorage(tmp_path / "root")
+    keys = [f"chunks/{i:04d}" for i in range(1100)]
+    await _put_all(storage, keys)
+    await storage.make_durable(keys)
+    assert not sync_calls["syncfs"] and len(sync_calls["fsync"]) > len(keys)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_filesystem_type_reads_the_mount_table(tmp_path: Path) -> None:
+    found = syncfs_module.filesystem_type(os.stat(tmp_path).st_dev)
+    with Path("/proc/self/mountinfo").open() as mounts:
+        mount_types = {line.partition(" - ")[2].split()[0] for line in mounts}
+    assert found in mount_types
+    assert syncfs_module.filesystem_type(os.makedev(4095, 1048575)) is None
+    assert syncfs_module.dirty_bytes() is not None
+
+
+@pytest.mark.parametrize(
+    ("release", "version"),
+    [
+        ("6.18.44-fc-v669", (6, 18)),
+        ("5.4.0-150-generic", (5, 4)),
+        ("5.8rc1", (5, 8)),
+        ("x", (0, 0)),
+    ],
+)
+def test_kernel_version_decides_whether_syncfs_is_trusted(
+    monkeypatch: pytest.MonkeyPatch, release: str, version: tuple[int, int]
+) -> None:
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result(("Linux", "h", release, "", "")))
+    assert syncfs_module._kernel_version() == version
+    loaded = syncfs_module._load()
+    if version < (5, 8):
+        assert loaded is None  # older kernels' syncfs does not report writeback errors
+    elif sys.platform.startswith("linux"):
+        assert loaded is not None
 
 
 async def test_put_if_absent_syncs_new_directories(tmp_path: Path) -> None:

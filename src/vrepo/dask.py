@@ -16,6 +16,9 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
+from dask.base import tokenize
+from dask.core import flatten
+from dask.highlevelgraph import HighLevelGraph
 from zarr.core.array import AsyncArray
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
@@ -51,17 +54,17 @@ def store(
     regions_list = _regions(regions, len(sources))
     session = _session_of(targets)
     fork = session.fork()
-    writes = [
-        written
+    written = [
+        _written_blocks(source, target, region, fork)
         for source, target, region in zip(sources, targets, regions_list, strict=True)
-        for written in _written_blocks(source, target, region, fork)
     ]
-    if not writes:
-        return
     if split_every is None:
         split_every = _settings.get("dask.split-every")
-    root = _tree(writes, split_every)
-    session.merge(_unwrap(dask.compute(root)[0]))
+    root = _tree(written, split_every)
+    if root is None:
+        return
+    (merged,) = dask.compute(root)
+    session.merge(merged.item())
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -96,15 +99,18 @@ def _session_of(targets: list[zarr.Array]) -> Session:
 
 def _written_blocks(
     source: da.Array, target: zarr.Array, region: Region | None, fork: ForkSession
-) -> list[Any]:
-    """One lazy write per block of ``source`` (a blockwise graph: the fork is in it once),
-    each computing to a 1-element object array holding the fork it wrote into."""
+) -> da.Array:
+    """An object array with one element per block of ``source``: the fork that wrote it.
+
+    Built with map_blocks, so the fork is in the graph once and the writes fuse with the
+    tasks that compute ``source``.
+    """
     if source.ndim != target.ndim:
         raise InvalidArgumentError(
             f"source has {source.ndim} dimensions, target {target.path!r} has {target.ndim}"
         )
     origin = (0,) * target.ndim if region is None else tuple(s.start or 0 for s in region)
-    written = source.map_blocks(
+    return source.map_blocks(
         _write_mapped,
         fork=fork,
         path=target.path,
@@ -113,7 +119,6 @@ def _written_blocks(
         dtype=object,
         meta=np.empty((0,) * source.ndim, dtype=object),
     )
-    return list(written.to_delayed().ravel())
 
 
 def _write_mapped(
@@ -160,12 +165,32 @@ def _merge(*forks: Any) -> ForkSession:
     return merged
 
 
-def _tree(nodes: list[Any], split_every: int) -> Any:
+def _merge_root(*forks: Any) -> np.ndarray:
+    out = np.empty((1,), dtype=object)
+    out[0] = _merge(*forks)
+    return out
+
+
+def _tree(written: list[da.Array], split_every: int) -> da.Array | None:
+    """A one-element object array: every block's fork merged up a tree of fan-in
+    ``split_every`` (None if there are no blocks).
+
+    A dask array, not delayed objects, so that computing it optimizes the graph as arrays
+    (the writes fuse with their sources) and builds it only once.
+    """
     if split_every < 2:
         raise InvalidArgumentError("split_every must be at least 2")
-    while len(nodes) > 1:
-        nodes = [
-            dask.delayed(_merge, pure=False)(*nodes[i : i + split_every])
-            for i in range(0, len(nodes), split_every)
-        ]
-    return nodes[0]
+    keys = [key for array in written for key in flatten(array.__dask_keys__())]
+    if not keys:
+        return None
+    name = "vrepo-merge-" + tokenize([array.name for array in written], split_every)
+    layer: dict[Any, Any] = {}
+    level = 0
+    while len(keys) > split_every:
+        groups = [keys[i : i + split_every] for i in range(0, len(keys), split_every)]
+        keys = [(name, level, j) for j in range(len(groups))]
+        layer.update({key: (_merge, *group) for key, group in zip(keys, groups, strict=True)})
+        level += 1
+    layer[(name, 0)] = (_merge_root, *keys)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=written)
+    return da.Array(graph, name, chunks=((1,),), dtype=object, meta=np.empty((0,), dtype=object))
