@@ -68,8 +68,8 @@ def test_only_refs_travel_back(tmp_path):
     session = repo.writable_session()
     _target(session, (256, 256), (128, 128))
     fork = session.fork()
-    block_info = {0: {"array-location": [(0, 256), (0, 256)]}}
-    written = vrepo.dask._write_mapped(np.ones((256, 256)), fork, "t", (0, 0), block_info)
+    where = (slice(0, 256), slice(0, 256))
+    written = vrepo.dask._write_mapped(np.ones((256, 256)), where, fork, "t", (0, 0))
     assert len(pickle.dumps(written)) < 1000  # a 512 KiB block comes back as a few refs
 
 

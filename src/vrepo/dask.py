@@ -19,6 +19,7 @@ import zarr
 from dask.base import tokenize
 from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
+from dask.layers import ArraySliceDep
 from zarr.core.array import AsyncArray
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
@@ -112,6 +113,7 @@ def _written_blocks(
     origin = (0,) * target.ndim if region is None else tuple(s.start or 0 for s in region)
     return source.map_blocks(
         _write_mapped,
+        ArraySliceDep(source.chunks),  # where each block lies; passed as an argument, like dask
         fork=fork,
         path=target.path,
         origin=origin,
@@ -122,11 +124,9 @@ def _written_blocks(
 
 
 def _write_mapped(
-    block: Any, fork: ForkSession, path: str, origin: tuple[int, ...], block_info: Any = None
+    block: Any, where: tuple[slice, ...], fork: ForkSession, path: str, origin: tuple[int, ...]
 ) -> np.ndarray:
-    location = block_info[0]["array-location"]
-    spans = zip(origin, location, strict=True)
-    region = tuple(slice(o + start, o + stop) for o, (start, stop) in spans)
+    region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, where, strict=True))
     mine = fork._sibling()  # one fork per task, even when tasks share the object (threads)
     _open_array(mine, path)[region] = block
     out = np.empty((1,) * block.ndim, dtype=object)

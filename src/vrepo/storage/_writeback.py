@@ -49,11 +49,15 @@ def _start_and_close(fd: int) -> None:
 
 
 class _Worker:
-    """One daemon thread of this process, fed through a bounded queue."""
+    """One daemon thread of this process, fed through a queue.
+
+    A SimpleQueue (C, no Python-level condition variables): handing off a descriptor is on
+    every chunk write's path, next to the compression it competes with for the GIL.
+    """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.pending: queue.Queue[int] = queue.Queue(_PENDING_LIMIT)
+        self.pending: queue.SimpleQueue[int] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="vrepo-writeback", daemon=True).start()
 
     def _run(self) -> None:
@@ -73,11 +77,13 @@ def hand_off(fd: int) -> None:
     if _start_writeback is None:
         os.close(fd)
         return
-    with _worker_lock:
-        if _worker is None or _worker.pid != os.getpid():  # none yet, or forked
-            _worker = _Worker()
-        worker = _worker
-    try:
-        worker.pending.put_nowait(fd)
-    except queue.Full:
+    worker = _worker
+    if worker is None or worker.pid != os.getpid():  # none yet, or forked
+        with _worker_lock:
+            if _worker is None or _worker.pid != os.getpid():
+                _worker = _Worker()
+            worker = _worker
+    if worker.pending.qsize() < _PENDING_LIMIT:
+        worker.pending.put(fd)
+    else:
         _start_and_close(fd)
