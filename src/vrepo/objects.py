@@ -163,11 +163,15 @@ class ObjectIO:
         return is_valid_id(snapshot_id) and await self.storage.exists(snapshot_key(snapshot_id))
 
     async def put_snapshot(self, snapshot: Snapshot, log: TransactionLog) -> list[str]:
-        """Write a snapshot and its transaction log; return the keys written."""
+        """Write a snapshot and its transaction log; return the keys written.
+
+        Written in place where the backend allows (`Storage.put_new`): the id is fresh and
+        nothing reads the snapshot before a ref, or a fork, points to it.
+        """
         keys = [snapshot_key(snapshot.id), transaction_key(snapshot.id)]
         await asyncio.gather(
-            self.storage.put(keys[0], encode_snapshot(snapshot)),
-            self.storage.put(keys[1], encode_transaction_log(log)),
+            self.storage.put_new(keys[0], encode_snapshot(snapshot)),
+            self.storage.put_new(keys[1], encode_transaction_log(log)),
         )
         self._snapshots.put(snapshot.id, snapshot)
         return keys
@@ -186,8 +190,8 @@ class ObjectIO:
         return await self._manifests.get(manifest_id, load)
 
     async def put_manifest(self, manifest: Manifest) -> ManifestRef:
-        manifest_id = new_id()
-        await self.storage.put(manifest_key(manifest_id), manifest.encode())
+        manifest_id = new_id()  # fresh, so written in place like a chunk (Storage.put_new)
+        await self.storage.put_new(manifest_key(manifest_id), manifest.encode())
         self._manifests.put(manifest_id, manifest)
         return ManifestRef(id=manifest_id, count=len(manifest), stored_bytes=manifest.stored_bytes)
 
