@@ -29,6 +29,7 @@ from bench_xarray_distributed import make_dataset, write_plain, write_vrepo
 from distributed import Client, LocalCluster
 
 from vrepo.storage._writeback import hand_off
+from vrepo.storage.local import _write_all
 
 
 class _WritebackLocalStore(zarr.storage.LocalStore):
@@ -45,9 +46,7 @@ class _WritebackLocalStore(zarr.storage.LocalStore):
 def _write_and_start_writeback(path: str, data: memoryview) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    view = data
-    while view:
-        view = view[os.write(fd, view) :]
+    _write_all(fd, data)
     hand_off(fd)  # vrepo's own hand-off: writeback starts, the descriptor closes later
 
 

@@ -80,18 +80,12 @@ def dirty_bytes() -> int | None:
     return total
 
 
-def worthwhile(n_files: int, directories: Iterable[str], *, many: int) -> bool:
-    """Whether syncing the filesystems of ``directories`` beats fsyncing ``n_files`` files.
+def worthwhile(n_files: int, devices: Iterable[int], *, many: int) -> bool:
+    """Whether syncing the filesystems ``devices`` (st_dev numbers) beats fsyncing ``n_files``.
 
     ``many`` is the file count from which syncfs wins even on a busy machine.
     """
-    if syncfs is None:
-        return False
-    try:
-        devices = {os.stat(d).st_dev for d in directories}
-    except OSError:  # a missing directory: the per-file path reports the missing object
-        return False
-    if not all(filesystem_type(device) in _TRUSTED_TYPES for device in devices):
+    if syncfs is None or not all(filesystem_type(d) in _TRUSTED_TYPES for d in devices):
         return False
     if n_files >= many:
         return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import os
 import secrets
 import stat
@@ -342,13 +341,19 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             raise ObjectNotFoundError(key) from None
 
-    def _sync_filesystems(self, paths: dict[str, str], directories: set[str]) -> None:
-        """Check every object exists, then syncfs each filesystem holding their directories."""
+    def _sync_filesystems(self, paths: dict[str, str], directories: set[str]) -> bool:
+        """syncfs each filesystem holding ``directories`` if that beats per-file fsyncs
+        (`_syncfs.worthwhile`); then every object must exist. False: nothing done."""
+        try:
+            by_device = {os.stat(d).st_dev: d for d in directories}
+        except OSError:  # a missing directory: the per-file path reports the missing object
+            return False
+        if not _syncfs.worthwhile(len(paths), by_device, many=_SYNCFS_FROM):
+            return False
         for key, path in paths.items():
             if not os.path.isfile(path):
                 raise ObjectNotFoundError(key)
         new_dirs = set(self._unsynced_dirs)  # parents of new directories
-        by_device = {os.stat(d).st_dev: d for d in directories}
         for directory in by_device.values():
             fd = os.open(directory, os.O_RDONLY)
             try:
@@ -359,6 +364,7 @@ class LocalStorage(Storage):
             if os.stat(directory).st_dev not in by_device:
                 _fsync_dir(directory)
         self._unsynced_dirs.difference_update(new_dirs)
+        return True
 
     def _durable_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -416,15 +422,9 @@ class LocalStorage(Storage):
         directories = {os.path.dirname(path) for path in paths.values()}
         loop = asyncio.get_running_loop()
         pool = self._durable_pool()
-        if await loop.run_in_executor(
-            pool, functools.partial(_syncfs.worthwhile, len(paths), directories, many=_SYNCFS_FROM)
-        ):
-            try:
-                await loop.run_in_executor(pool, self._sync_filesystems, paths, directories)
-            except OSError as exc:
-                raise StorageError(f"making objects durable in {self.url} failed: {exc}") from exc
-            return
         try:
+            if await loop.run_in_executor(pool, self._sync_filesystems, paths, directories):
+                return
             # Files first, so a missing key is reported as such, not as a missing directory.
             await asyncio.gather(
                 *(loop.run_in_executor(pool, self._fsync_object, k, p) for k, p in paths.items())
