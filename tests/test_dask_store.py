@@ -66,10 +66,10 @@ def test_blocks_sharing_a_chunk_conflict(tmp_path):
 def test_only_refs_travel_back(tmp_path):
     repo = vrepo.Repository.create(tmp_path / "r.vrepo")
     session = repo.writable_session()
-    _target(session, (256, 256), (128, 128))
+    config = _target(session, (256, 256), (128, 128))._async_array.config
     fork = session.fork()
     where = (slice(0, 256), slice(0, 256))
-    written = vrepo.dask._write_mapped(np.ones((256, 256)), where, fork, "t", (0, 0))
+    written = vrepo.dask._write_mapped(np.ones((256, 256)), where, fork, "t", config, (0, 0))
     assert len(pickle.dumps(written)) < 1000  # a 512 KiB block comes back as a few refs
 
 

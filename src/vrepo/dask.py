@@ -21,10 +21,12 @@ from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 from dask.layers import ArraySliceDep
 from zarr.core.array import AsyncArray
+from zarr.core.array_spec import ArrayConfig
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
 
 from vrepo import config as _settings
+from vrepo._chunk_writer import write_block
 from vrepo.errors import InvalidArgumentError
 from vrepo.session import ForkSession, Session
 from vrepo.zarr_store import VRepoStore
@@ -116,6 +118,7 @@ def _written_blocks(
         ArraySliceDep(source.chunks),  # where each block lies; passed as an argument, like dask
         fork=fork,
         path=target.path,
+        config=target._async_array.config,  # write_empty_chunks and the like, as opened
         origin=origin,
         chunks=tuple((1,) * len(sizes) for sizes in source.chunks),
         dtype=object,
@@ -124,11 +127,16 @@ def _written_blocks(
 
 
 def _write_mapped(
-    block: Any, where: tuple[slice, ...], fork: ForkSession, path: str, origin: tuple[int, ...]
+    block: Any,
+    where: tuple[slice, ...],
+    fork: ForkSession,
+    path: str,
+    config: ArrayConfig,
+    origin: tuple[int, ...],
 ) -> np.ndarray:
     region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, where, strict=True))
     mine = fork._sibling()  # one fork per task, even when tasks share the object (threads)
-    _open_array(mine, path)[region] = block
+    write_block(_open_array(mine, path, config), region, block)
     out = np.empty((1,) * block.ndim, dtype=object)
     out[(0,) * block.ndim] = mine
     return out
@@ -142,8 +150,9 @@ _METADATA: OrderedDict[tuple[str, str], ArrayV3Metadata] = OrderedDict()
 _METADATA_KEPT = 64
 
 
-def _open_array(fork: ForkSession, path: str) -> zarr.Array:
-    """The array at ``path`` of ``fork``, its metadata read once per process and base.
+def _open_array(fork: ForkSession, path: str, config: ArrayConfig) -> zarr.Array:
+    """The array at ``path`` of ``fork`` with ``config``, its metadata read once per process
+    and base.
 
     A fork's base snapshot never changes, so neither does the metadata it holds; opening
     the array afresh for every task (zarr.open_array) would cost about 1 ms a task.
@@ -155,7 +164,7 @@ def _open_array(fork: ForkSession, path: str) -> zarr.Array:
         _METADATA[key] = metadata
         while len(_METADATA) > _METADATA_KEPT:
             _METADATA.popitem(last=False)
-    return zarr.Array(AsyncArray(metadata, StorePath(fork.store, path)))
+    return zarr.Array(AsyncArray(metadata, StorePath(fork.store, path), config=config))
 
 
 def _merge(*forks: Any) -> ForkSession:
