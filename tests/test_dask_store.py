@@ -12,6 +12,7 @@ import zarr
 
 import vrepo
 import vrepo.dask
+from vrepo._chunk_writer import array_config
 
 
 def _target(session: vrepo.Session, shape, chunks, name="t") -> zarr.Array:
@@ -66,7 +67,7 @@ def test_blocks_sharing_a_chunk_conflict(tmp_path):
 def test_only_refs_travel_back(tmp_path):
     repo = vrepo.Repository.create(tmp_path / "r.vrepo")
     session = repo.writable_session()
-    config = _target(session, (256, 256), (128, 128))._async_array.config
+    config = array_config(_target(session, (256, 256), (128, 128)))
     fork = session.fork()
     where = (slice(0, 256), slice(0, 256))
     written = vrepo.dask._write_mapped(np.ones((256, 256)), where, fork, "t", config, (0, 0))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.array_spec import ArrayConfig
 from zarr.core.buffer import Buffer, NDBuffer, default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.codec_pipeline import BatchedCodecPipeline, fill_value_or_default
@@ -39,6 +40,16 @@ def write_block(array: zarr.Array, region: Region, block: Any) -> None:
         array[region] = block
     else:
         _write_chunk(array, coords, block)
+
+
+def array_config(array: zarr.Array) -> ArrayConfig:
+    """The array's runtime configuration (write_empty_chunks, order) as it was opened with.
+
+    zarr 3.1.6 renamed the attribute from ``AsyncArray._config`` to ``AsyncArray.config``.
+    """
+    async_array = array._async_array
+    config = getattr(async_array, "config", None)
+    return config if isinstance(config, ArrayConfig) else async_array._config
 
 
 def _whole_chunk(array: zarr.Array, region: Region, block: Any) -> tuple[int, ...] | None:
@@ -75,7 +86,7 @@ def _write_chunk(array: zarr.Array, coords: tuple[int, ...], block: np.ndarray) 
     if block.dtype.name != dtype.name:  # zarr's own cast rule in _set_selection
         block = block.astype(dtype=dtype, order="A")
     prototype = default_buffer_prototype()
-    spec = metadata.get_chunk_spec(coords, async_array.config, prototype)
+    spec = metadata.get_chunk_spec(coords, array_config(array), prototype)
     chunk = prototype.nd_buffer.from_ndarray_like(block)
     encoded: Buffer | None = None
     if spec.config.write_empty_chunks or not chunk.all_equal(fill_value_or_default(spec)):

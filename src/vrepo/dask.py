@@ -26,7 +26,7 @@ from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
 
 from vrepo import config as _settings
-from vrepo._chunk_writer import write_block
+from vrepo._chunk_writer import array_config, write_block
 from vrepo.errors import InvalidArgumentError
 from vrepo.session import ForkSession, Session
 from vrepo.zarr_store import VRepoStore
@@ -118,7 +118,7 @@ def _written_blocks(
         ArraySliceDep(source.chunks),  # where each block lies; passed as an argument, like dask
         fork=fork,
         path=target.path,
-        config=target._async_array.config,  # write_empty_chunks and the like, as opened
+        config=array_config(target),  # write_empty_chunks and the like, as opened
         origin=origin,
         chunks=tuple((1,) * len(sizes) for sizes in source.chunks),
         dtype=object,
