@@ -120,6 +120,7 @@ PARTIAL_CASES = {
     "misaligned": (slice(1, 4), slice(0, 4)),
     "two chunks": (slice(0, 6), slice(4, 8)),
     "strided": (slice(0, 6, 2), slice(4, 8)),
+    "counted from the end": (slice(-3, None), slice(4, 8)),
 }
 
 

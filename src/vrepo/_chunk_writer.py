@@ -69,9 +69,11 @@ def _whole_chunk(array: zarr.Array, region: Region, block: Any) -> tuple[int, ..
         return None
     coords = []
     for where, size, extent in zip(region, chunk_shape, metadata.shape, strict=True):
+        if not isinstance(where, slice):
+            return None
         start = where.start or 0
-        if where.step not in (None, 1) or start % size or start + size > extent:
-            return None  # misaligned, strided or out of bounds: zarr decides (or raises)
+        if where.step not in (None, 1) or start < 0 or start % size or start + size > extent:
+            return None  # misaligned, strided, from the end or out of bounds: zarr decides
         if where.stop is not None and where.stop != start + size:
             return None
         coords.append(start // size)
