@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import dask.array as da
 import numpy as np
 import pytest
 import zarr
@@ -159,7 +160,6 @@ def test_sharded_and_non_numeric_arrays_go_through_zarr():
 
 
 def test_dask_store_keeps_the_targets_write_empty_chunks(tmp_path):
-    da = pytest.importorskip("dask.array")
     repo = vrepo.Repository.create(tmp_path / "r.vrepo")
     session = repo.writable_session()
     config = {"write_empty_chunks": True}
