@@ -48,6 +48,19 @@ _NO_LINK_ERRNOS = frozenset(
 _SYNCFS_FROM = 1024
 
 
+def _fill_new_file(fd: int, path: str, data: bytes | memoryview) -> None:
+    """Write ``data`` into the new file ``path`` open as ``fd``, then hand ``fd`` off to start
+    its writeback early, off this thread (so make_durable's fsync is cheap); on failure the
+    file is closed and removed."""
+    try:
+        _write_all(fd, data)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(path)
+        raise
+    hand_off(fd)
+
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     """Write every byte of ``data`` (os.write may write less than asked)."""
     view = memoryview(data).cast("B")
@@ -240,24 +253,15 @@ class LocalStorage(Storage):
 
     def _put_sync(self, path: str, data: bytes | memoryview) -> None:
         fd, temp = self._open_temp(path)
+        _fill_new_file(fd, temp, data)
         try:
-            _write_all(fd, data)
             os.replace(temp, path)
         except BaseException:
-            os.close(fd)
             _unlink_quietly(temp)
             raise
-        hand_off(fd)  # starts writeback early, off this thread: make_durable's fsync is cheap
 
     def _put_new_sync(self, path: str, data: bytes | memoryview) -> None:
-        fd = self._create(path)
-        try:
-            _write_all(fd, data)
-        except BaseException:
-            os.close(fd)
-            _unlink_quietly(path)
-            raise
-        hand_off(fd)
+        _fill_new_file(self._create(path), path, data)
 
     def _put_if_absent_sync(self, path: str, data: bytes | memoryview) -> bool:
         if not self._links_supported:
