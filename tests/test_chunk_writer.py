@@ -13,7 +13,7 @@ from zarr.storage import MemoryStore
 
 import vrepo
 import vrepo.dask
-from vrepo import _chunk_writer
+from vrepo.dask import _chunk_writer
 
 with warnings.catch_warnings():  # zarr warns that numcodecs codecs are not yet in the spec
     warnings.simplefilter("ignore")

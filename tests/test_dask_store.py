@@ -12,7 +12,7 @@ import zarr
 
 import vrepo
 import vrepo.dask
-from vrepo._chunk_writer import array_config
+from vrepo.dask._chunk_writer import array_config
 
 
 def _target(session: vrepo.Session, shape, chunks, name="t") -> zarr.Array:
@@ -70,7 +70,7 @@ def test_only_refs_travel_back(tmp_path):
     config = array_config(_target(session, (256, 256), (128, 128)))
     fork = session.fork()
     where = (slice(0, 256), slice(0, 256))
-    written = vrepo.dask._write_mapped(np.ones((256, 256)), where, fork, "t", config, (0, 0))
+    written = vrepo.dask._store._write_mapped(np.ones((256, 256)), where, fork, "t", config, (0, 0))
     assert len(pickle.dumps(written)) < 1000  # a 512 KiB block comes back as a few refs
 
 
@@ -94,8 +94,8 @@ def test_change_sets_merge_up_a_tree_and_writes_fuse_with_sources(tmp_path):
     session = repo.writable_session()
     target = _target(session, (40,), (2,))
     source = da.arange(40, chunks=2, dtype="f8") + 1  # 20 blocks, two blockwise layers
-    written = vrepo.dask._written_blocks(source, target, None, session.fork())
-    root = vrepo.dask._tree([written], split_every=3)
+    written = vrepo.dask._store._written_blocks(source, target, None, session.fork())
+    root = vrepo.dask._store._tree([written], split_every=3)
     graph = dict(root.__dask_optimize__(root.__dask_graph__(), root.__dask_keys__()))
     merges = [key for key in graph if str(key).startswith("('vrepo-merge")]
     fan_in = [len(dask.core.get_dependencies(graph, key)) for key in merges]

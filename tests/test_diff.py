@@ -9,7 +9,7 @@ from zarr.core.buffer import cpu
 from zarr.core.sync import sync
 
 import vrepo
-from vrepo.diff import _columns_of, _compare_columns
+from vrepo.engine.diff import _columns_of, _compare_columns
 from vrepo.format import ChunkRef, Manifest, new_id
 
 

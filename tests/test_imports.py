@@ -37,7 +37,7 @@ def test_lazy_names_resolve():
         "import vrepo; from vrepo import VRepoStore; "
         "print(VRepoStore.__module__, vrepo.xarray.to_repo.__name__, vrepo.dask.store.__name__)"
     )
-    assert out == "vrepo.zarr_store to_repo store"
+    assert out == "vrepo.zarr.store to_repo store"
     failed = subprocess.run(
         [sys.executable, "-c", "import vrepo; vrepo.nothing_here"], capture_output=True, text=True
     )

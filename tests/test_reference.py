@@ -8,8 +8,8 @@ import xarray as xr
 import zarr
 
 import vrepo
-from vrepo.reference import Reference, Revision, parse_reference, parse_revision
-from vrepo.xarray_backend import VRepoBackendEntrypoint
+from vrepo.engine.reference import Reference, Revision, parse_reference, parse_revision
+from vrepo.xarray.backend import VRepoBackendEntrypoint
 
 SID = "0CHE4BJDYDQ2EZB98T6P"
 

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 import vrepo
-import vrepo.xarray_backend
+import vrepo.xarray.backend
 from conftest import A1B_SAMPLE
 from s3_servers import REGION
 
@@ -58,7 +58,7 @@ def test_engine_is_guessed_and_chunks_are_dask(history, dataset):
     stored = ds.air_temperature.encoding["chunks"]
     assert ds.air_temperature.data.chunksize == tuple(stored)
     xr.testing.assert_identical(ds.load(), dataset)
-    assert not vrepo.xarray_backend.VRepoBackendEntrypoint().guess_can_open(A1B_SAMPLE)
+    assert not vrepo.xarray.backend.VRepoBackendEntrypoint().guess_can_open(A1B_SAMPLE)
 
 
 def test_s3_url_with_storage_options(s3_server, s3_bucket, dataset):

@@ -14,7 +14,7 @@ from zarr.core.buffer import Buffer, cpu, default_buffer_prototype
 from zarr.testing.store import StoreTests
 
 import vrepo
-from vrepo.zarr_store import VRepoStore
+from vrepo.zarr.store import VRepoStore
 
 
 @pytest.fixture

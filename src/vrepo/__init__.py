@@ -8,9 +8,12 @@ to one branch. Start with `Repository.open_or_create(path)`.
 import importlib
 from typing import Any
 
-from vrepo._xarray_hook import install as _install_xarray_accessor
-from vrepo.content import ChangeSummary
-from vrepo.diff import ArrayChunkDiff, SnapshotDiff
+from vrepo.engine.content import ChangeSummary
+from vrepo.engine.diff import ArrayChunkDiff, SnapshotDiff
+from vrepo.engine.history import History
+from vrepo.engine.listing import NodeInfo
+from vrepo.engine.repository import Repository, SnapshotInfo, open_reference, split_reference
+from vrepo.engine.session import ForkSession, Session
 from vrepo.errors import (
     ChunkConflictError,
     ConflictError,
@@ -32,10 +35,6 @@ from vrepo.errors import (
     VRepoError,
 )
 from vrepo.format import RefRecord, RepoConfig
-from vrepo.history import History
-from vrepo.listing import NodeInfo
-from vrepo.repository import Repository, SnapshotInfo, open_reference, split_reference
-from vrepo.session import ForkSession, Session
 from vrepo.storage import (
     FsspecStorage,
     LocalStorage,
@@ -48,10 +47,11 @@ from vrepo.storage import (
     memory_storage,
     s3_storage,
 )
+from vrepo.xarray._hook import install as _install_xarray_accessor
 
 _install_xarray_accessor()  # ds.vrepo, without importing xarray before the user does
 
-_LAZY = {"VRepoStore": "vrepo.zarr_store", "xarray": "vrepo.xarray", "dask": "vrepo.dask"}
+_LAZY = {"VRepoStore": "vrepo.zarr.store", "xarray": "vrepo.xarray", "dask": "vrepo.dask"}
 
 
 def __getattr__(name: str) -> Any:

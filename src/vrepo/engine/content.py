@@ -14,8 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from vrepo._rows import rows_in
-from vrepo.changeset import ChangeSet, Coords
+from vrepo.engine._rows import rows_in
+from vrepo.engine.changeset import ChangeSet, Coords
+from vrepo.engine.node import ArrayLayout, NodeKind, NodeMetadata, parse_node_metadata
+from vrepo.engine.objects import ObjectIO, chunk_key, manifest_key
+from vrepo.engine.refs import now_us
 from vrepo.errors import VRepoError
 from vrepo.format import (
     ArrayChunkChanges,
@@ -29,9 +32,6 @@ from vrepo.format import (
     new_id,
     union_of_logs,
 )
-from vrepo.node import ArrayLayout, NodeKind, NodeMetadata, parse_node_metadata
-from vrepo.objects import ObjectIO, chunk_key, manifest_key
-from vrepo.refs import now_us
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
-"""Writing xarray data into a repository: `to_repo` and the ``ds.vrepo`` accessor.
+"""Writing xarray data into a repository: `to_repo`.
 
 xarray's own zarr writer encodes the dataset, writes metadata and in-memory variables, and
 validates modes, regions and chunk alignment; vrepo then writes dask-backed variables with
 `vrepo.dask.store` (one fork per task, change sets merged up a tree), so any dask scheduler,
 including a distributed cluster, writes in parallel and the result commits atomically.
-Appends are checked first (`vrepo._append_checks`): a bad append fails before any write.
+Appends are checked first (`vrepo.xarray._append_checks`): a bad append fails before any write.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import zarr
 from xarray.backends.common import ArrayWriter
 from xarray.backends.zarr import ZarrStore
 
-from vrepo._append_checks import check_append, default_append_dim
+from vrepo.engine.repository import Repository
+from vrepo.engine.session import ForkSession, Session
 from vrepo.errors import InvalidArgumentError, VRepoError
-from vrepo.repository import Repository
-from vrepo.session import ForkSession, Session
+from vrepo.xarray._append_checks import check_append, default_append_dim
 
 try:  # xarray >= 2025.09 moved the writers out of backends.api
     from xarray.backends.writers import dump_to_store
@@ -96,19 +96,6 @@ def to_repo(
     if not owned:
         return None
     return session.commit(message or _default_message(ds, mode, append_dim, group), metadata)
-
-
-@xr.register_dataset_accessor("vrepo")
-@xr.register_dataarray_accessor("vrepo")
-class VRepoAccessor:
-    """``ds.vrepo`` / ``da.vrepo``: vrepo operations on xarray objects."""
-
-    def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
-        self._obj = obj
-
-    def to_repo(self, target: Session | Repository, **kwargs: Any) -> str | None:
-        """Write this object into a repository; see `vrepo.xarray.to_repo` for arguments."""
-        return to_repo(self._obj, target, **kwargs)
 
 
 # --- steps -----------------------------------------------------------------------------------

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from vrepo import config as _settings
-from vrepo._html import repository_html
 from vrepo._sync import run_sync
-from vrepo.diff import SnapshotDiff, diff_snapshots
+from vrepo.engine._html import repository_html
+from vrepo.engine.diff import SnapshotDiff, diff_snapshots
+from vrepo.engine.history import History
+from vrepo.engine.listing import NodeInfo, list_nodes
+from vrepo.engine.objects import ObjectIO
+from vrepo.engine.reference import parse_reference, resolve_revision
+from vrepo.engine.refs import RefHead, RefKind, history, list_names, now_us, read_head, write_record
+from vrepo.engine.session import Session
 from vrepo.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -37,12 +43,6 @@ from vrepo.format import (
     encode_repo_info,
     new_id,
 )
-from vrepo.history import History
-from vrepo.listing import NodeInfo, list_nodes
-from vrepo.objects import ObjectIO
-from vrepo.reference import parse_reference, resolve_revision
-from vrepo.refs import RefHead, RefKind, history, list_names, now_us, read_head, write_record
-from vrepo.session import Session
 from vrepo.storage import Storage, as_storage
 
 INITIAL_MESSAGE = "Repository initialized"
@@ -439,7 +439,7 @@ def open_reference(
 ) -> Session:
     """A read-only session on the snapshot a reference names, e.g. ``"data/r.vrepo@v1~2"``.
 
-    Without ``@REVISION``, the head of branch main. See `vrepo.reference` for the syntax.
+    Without ``@REVISION``, the head of branch main. See `vrepo.engine.reference` for the syntax.
     """
     repo, revision = split_reference(text, storage_options)
     return repo.readonly_session(ref=revision or "main")

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from vrepo.errors import VRepoError
 
 if TYPE_CHECKING:
-    from vrepo.content import ChangeSummary
+    from vrepo.engine.content import ChangeSummary
+    from vrepo.engine.repository import Repository, SnapshotInfo
+    from vrepo.engine.session import Session
     from vrepo.format import Snapshot
-    from vrepo.repository import Repository, SnapshotInfo
-    from vrepo.session import Session
 
 LIST_LIMIT = 20  # branches, tags or changed paths shown before "... and N more"
 RECENT_COMMITS = 5

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from vrepo.engine.node import parse_node_metadata
+from vrepo.engine.objects import ObjectIO
 from vrepo.format import Manifest, NodeSnapshot, Snapshot
 from vrepo.format.ids import ID_BYTES
-from vrepo.node import parse_node_metadata
-from vrepo.objects import ObjectIO
 
 
 @dataclass(frozen=True)

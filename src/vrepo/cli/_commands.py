@@ -1,6 +1,6 @@
 """The ``vrepo`` command line: inspect and manage repositories from a shell.
 
-Read commands take a reference, ``REPOSITORY[@REVISION]`` (see `vrepo.reference`), and print
+Read commands take a reference, ``REPOSITORY[@REVISION]`` (see `vrepo.engine.reference`), and print
 rich tables and trees on a terminal, plain aligned text when piped, and JSON with ``--json``.
 Errors print one line on stderr and exit with status 1 (2 for usage errors). docs/cli.md is
 the reference. Rich is imported only when output goes to a terminal.
@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from vrepo._graph import GraphNode, draw, topo_order
 from vrepo._sync import run_sync
+from vrepo.cli._graph import GraphNode, draw, topo_order
+from vrepo.engine.reference import DEFAULT_BRANCH, parse_reference
+from vrepo.engine.refs import RefHead, read_head
+from vrepo.engine.repository import Repository, SnapshotInfo, split_reference
 from vrepo.errors import InvalidArgumentError, RepositoryNotFoundError, VRepoError
-from vrepo.reference import DEFAULT_BRANCH, parse_reference
-from vrepo.refs import RefHead, read_head
-from vrepo.repository import Repository, SnapshotInfo, split_reference
 from vrepo.storage import as_storage
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from vrepo.diff import SnapshotDiff
-    from vrepo.listing import NodeInfo
+    from vrepo.engine.diff import SnapshotDiff
+    from vrepo.engine.listing import NodeInfo
 
 EXIT_ERROR = 1  # a vrepo error: bad reference, missing repository, invalid name...
 EXIT_USAGE = 2  # bad options or arguments (typer's own usage errors)

@@ -31,7 +31,7 @@ class _AfterXarray(importlib.abc.MetaPathFinder):
 
         def exec_module(module: ModuleType) -> None:
             run_xarray(module)
-            import vrepo.xarray  # noqa: F401  (registers the accessors)
+            import vrepo.xarray.accessor  # noqa: F401  (registers the accessors)
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
@@ -40,7 +40,7 @@ class _AfterXarray(importlib.abc.MetaPathFinder):
 def install() -> None:
     """Make ``ds.vrepo`` available now (xarray imported) or whenever xarray gets imported."""
     if "xarray" in sys.modules:
-        import vrepo.xarray  # noqa: F401
+        import vrepo.xarray.accessor  # noqa: F401
     elif importlib.util.find_spec("xarray") is not None and not any(
         isinstance(finder, _AfterXarray) for finder in sys.meta_path
     ):

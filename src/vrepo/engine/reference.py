@@ -21,10 +21,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from vrepo.engine.objects import ObjectIO
+from vrepo.engine.refs import RefHead, list_names, read_head
 from vrepo.errors import InvalidArgumentError, RefNotFoundError
 from vrepo.format import is_valid_id
-from vrepo.objects import ObjectIO
-from vrepo.refs import RefHead, list_names, read_head
 
 RevisionKind = Literal["branch", "tag", "snapshot"]
 

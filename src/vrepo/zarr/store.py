@@ -21,13 +21,13 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from vrepo._sync import run_sync
-from vrepo.content import Content
+from vrepo.engine.content import Content
+from vrepo.engine.node import V2_METADATA_NAMES, parse_node_metadata
 from vrepo.errors import InvalidKeyError, ReadOnlyError, UnsupportedZarrFormatError
 from vrepo.format import ChunkRef
-from vrepo.node import V2_METADATA_NAMES, parse_node_metadata
 
 if TYPE_CHECKING:
-    from vrepo.session import Session
+    from vrepo.engine.session import Session
 
 _META = "zarr.json"
 

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from vrepo._html import session_html
 from vrepo._sync import run_sync
-from vrepo.changeset import ChangeSet, Coords, OnConflict, chunk_conflict_error
-from vrepo.conflicts import SOLVERS, Solver, find_conflicts
-from vrepo.content import ChangeSummary, Content
+from vrepo.engine._html import session_html
+from vrepo.engine.changeset import ChangeSet, Coords, OnConflict, chunk_conflict_error
+from vrepo.engine.conflicts import SOLVERS, Solver, find_conflicts
+from vrepo.engine.content import ChangeSummary, Content
+from vrepo.engine.objects import ObjectIO
+from vrepo.engine.refs import RefHead, read_head, write_record
 from vrepo.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -29,11 +31,9 @@ from vrepo.errors import (
     VRepoError,
 )
 from vrepo.format import ChunkRef, RefRecord, RepoConfig, Snapshot
-from vrepo.objects import ObjectIO
-from vrepo.refs import RefHead, read_head, write_record
 
 if TYPE_CHECKING:
-    from vrepo.zarr_store import VRepoStore
+    from vrepo.zarr.store import VRepoStore
 
 
 class Session:
@@ -83,7 +83,7 @@ class Session:
     def store(self) -> VRepoStore:
         """A zarr store over this session (zarr-python 3, Zarr format 3)."""
         if self._store is None:
-            from vrepo.zarr_store import VRepoStore  # the one upward reference; see design.md
+            from vrepo.zarr.store import VRepoStore  # the one upward reference; see design.md
 
             self._store = VRepoStore(self, read_only=self._read_only)
         return self._store

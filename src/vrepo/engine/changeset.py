@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from vrepo.engine.node import NodeMetadata
 from vrepo.errors import ChunkConflictError
 from vrepo.format import ChunkRef
-from vrepo.node import NodeMetadata
 
 Coords = tuple[int, ...]
 OnConflict = Literal["error", "ours", "theirs"]

@@ -17,11 +17,11 @@ from typing import Any
 from xarray.backends import BackendEntrypoint
 from xarray.backends.zarr import ZarrBackendEntrypoint
 
+from vrepo.engine.reference import parse_reference
+from vrepo.engine.repository import Repository, split_reference
+from vrepo.engine.session import Session
 from vrepo.errors import InvalidArgumentError
 from vrepo.format import REPO_INFO_KEY
-from vrepo.reference import parse_reference
-from vrepo.repository import Repository, split_reference
-from vrepo.session import Session
 from vrepo.storage import Storage, as_storage
 
 

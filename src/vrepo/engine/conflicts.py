@@ -14,9 +14,9 @@ from typing import Literal
 
 import numpy as np
 
-from vrepo._rows import common_rows
+from vrepo.engine._rows import common_rows
+from vrepo.engine.node import NodeMetadata
 from vrepo.format import Snapshot, TransactionLog
-from vrepo.node import NodeMetadata
 
 ConflictKind = Literal[
     "chunks",

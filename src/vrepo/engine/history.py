@@ -10,10 +10,10 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from vrepo._html import history_html
+from vrepo.engine._html import history_html
 
 if TYPE_CHECKING:
-    from vrepo.repository import SnapshotInfo
+    from vrepo.engine.repository import SnapshotInfo
 
 DISPLAY_LIMIT = 20
 

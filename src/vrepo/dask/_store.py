@@ -26,10 +26,10 @@ from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
 
 from vrepo import config as _settings
-from vrepo._chunk_writer import Region, array_config, write_block
+from vrepo.dask._chunk_writer import Region, array_config, write_block
+from vrepo.engine.session import ForkSession, Session
 from vrepo.errors import InvalidArgumentError
-from vrepo.session import ForkSession, Session
-from vrepo.zarr_store import VRepoStore
+from vrepo.zarr.store import VRepoStore
 
 
 def store(
