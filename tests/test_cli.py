@@ -440,7 +440,7 @@ def test_rich_output_on_a_terminal(air, monkeypatch):
     path = air[0]
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=200, highlight=False)
-    monkeypatch.setattr(vrepo.cli._commands, "_console", lambda: console)
+    monkeypatch.setattr(vrepo.cli._render, "console", lambda: console)
     run("ls", f"{path}@dev")
     tree = buffer.getvalue()
     assert "\x1b[" in tree  # styled

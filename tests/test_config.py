@@ -19,7 +19,7 @@ import zarr
 import vrepo
 import vrepo.config
 import vrepo.dask
-import vrepo.engine.session
+import vrepo.engine.commit_rules
 from vrepo._sync import run_sync
 from vrepo.errors import ConflictError, InvalidArgumentError
 
@@ -298,7 +298,7 @@ def test_commit_backoff_settings(monkeypatch, base, cap, expected):
     with vrepo.config.set(settings):
         repo = vrepo.Repository.create(vrepo.memory_storage())
     recorder = _RecordingRandom()
-    monkeypatch.setattr(vrepo.engine.session, "random", recorder)
+    monkeypatch.setattr(vrepo.engine.commit_rules, "random", recorder)
     _lose_one_race(repo).commit("second")
     assert recorder.caps == [expected]  # the first retry waits up to this many ms
 
@@ -344,13 +344,13 @@ def test_s3_scatter_credentials_setting():
 
 def _spy_tree(monkeypatch) -> list[int]:
     seen: list[int] = []
-    real = vrepo.dask._store._tree
+    real = vrepo.dask._merge_tree.merge_tree
 
     def tree(nodes, split_every):
         seen.append(split_every)
         return real(nodes, split_every)
 
-    monkeypatch.setattr(vrepo.dask._store, "_tree", tree)
+    monkeypatch.setattr(vrepo.dask._merge_tree, "merge_tree", tree)
     return seen
 
 

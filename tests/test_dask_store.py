@@ -95,7 +95,7 @@ def test_change_sets_merge_up_a_tree_and_writes_fuse_with_sources(tmp_path):
     target = _target(session, (40,), (2,))
     source = da.arange(40, chunks=2, dtype="f8") + 1  # 20 blocks, two blockwise layers
     written = vrepo.dask._store._written_blocks(source, target, None, session.fork())
-    root = vrepo.dask._store._tree([written], split_every=3)
+    root = vrepo.dask._merge_tree.merge_tree([written], split_every=3)
     graph = dict(root.__dask_optimize__(root.__dask_graph__(), root.__dask_keys__()))
     merges = [key for key in graph if str(key).startswith("('vrepo-merge")]
     fan_in = [len(dask.core.get_dependencies(graph, key)) for key in merges]

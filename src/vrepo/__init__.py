@@ -12,8 +12,10 @@ from vrepo.engine.content import ChangeSummary
 from vrepo.engine.diff import ArrayChunkDiff, SnapshotDiff
 from vrepo.engine.history import History
 from vrepo.engine.listing import NodeInfo
-from vrepo.engine.repository import Repository, SnapshotInfo, open_reference, split_reference
+from vrepo.engine.opening import open_reference, split_reference
+from vrepo.engine.repository import Repository
 from vrepo.engine.session import ForkSession, Session
+from vrepo.engine.snapshot_info import SnapshotInfo
 from vrepo.errors import (
     ChunkConflictError,
     ConflictError,
@@ -50,6 +52,16 @@ from vrepo.storage import (
 from vrepo.xarray._hook import install as _install_xarray_accessor
 
 _install_xarray_accessor()  # ds.vrepo, without importing xarray before the user does
+
+
+def _zarr_store(session: Session) -> Any:
+    """`Session.store`: the engine sits below the zarr layer, so the package root plugs it in."""
+    from vrepo.zarr.store import VRepoStore
+
+    return VRepoStore(session, read_only=session.read_only)
+
+
+Session._store_factory = _zarr_store
 
 _LAZY = {"VRepoStore": "vrepo.zarr.store", "xarray": "vrepo.xarray", "dask": "vrepo.dask"}
 

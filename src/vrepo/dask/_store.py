@@ -16,9 +16,6 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
-from dask.base import tokenize
-from dask.core import flatten
-from dask.highlevelgraph import HighLevelGraph
 from dask.layers import ArraySliceDep
 from zarr.core.array import AsyncArray
 from zarr.core.array_spec import ArrayConfig
@@ -26,6 +23,7 @@ from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import StorePath
 
 from vrepo import config as _settings
+from vrepo.dask import _merge_tree
 from vrepo.dask._chunk_writer import Region, array_config, write_block
 from vrepo.engine.session import ForkSession, Session
 from vrepo.errors import InvalidArgumentError
@@ -61,7 +59,7 @@ def store(
     ]
     if split_every is None:
         split_every = _settings.get("dask.split-every")
-    root = _tree(written, split_every)
+    root = _merge_tree.merge_tree(written, split_every)
     if root is None:
         return
     (merged,) = dask.compute(root)
@@ -140,10 +138,6 @@ def _write_mapped(
     return out
 
 
-def _unwrap(result: Any) -> ForkSession:
-    return result.item() if isinstance(result, np.ndarray) else result
-
-
 _METADATA: OrderedDict[tuple[str, str], ArrayV3Metadata] = OrderedDict()
 _METADATA_KEPT = 64
 
@@ -163,41 +157,3 @@ def _open_array(fork: ForkSession, path: str, config: ArrayConfig) -> zarr.Array
         while len(_METADATA) > _METADATA_KEPT:
             _METADATA.popitem(last=False)
     return zarr.Array(AsyncArray(metadata, StorePath(fork.store, path), config=config))
-
-
-def _merge(*forks: Any) -> ForkSession:
-    unwrapped = [_unwrap(fork) for fork in forks]
-    merged = unwrapped[0]._sibling()
-    merged.merge(*unwrapped)
-    return merged
-
-
-def _merge_root(*forks: Any) -> np.ndarray:
-    out = np.empty((1,), dtype=object)
-    out[0] = _merge(*forks)
-    return out
-
-
-def _tree(written: list[da.Array], split_every: int) -> da.Array | None:
-    """A one-element object array: every block's fork merged up a tree of fan-in
-    ``split_every`` (None if there are no blocks).
-
-    A dask array, not delayed objects, so that computing it optimizes the graph as arrays
-    (the writes fuse with their sources) and builds it only once.
-    """
-    if split_every < 2:
-        raise InvalidArgumentError("split_every must be at least 2")
-    keys = [key for array in written for key in flatten(array.__dask_keys__())]
-    if not keys:
-        return None
-    name = "vrepo-merge-" + tokenize([array.name for array in written], split_every)
-    layer: dict[Any, Any] = {}
-    level = 0
-    while len(keys) > split_every:
-        groups = [keys[i : i + split_every] for i in range(0, len(keys), split_every)]
-        keys = [(name, level, j) for j in range(len(groups))]
-        layer.update({key: (_merge, *group) for key, group in zip(keys, groups, strict=True)})
-        level += 1
-    layer[(name, 0)] = (_merge_root, *keys)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=written)
-    return da.Array(graph, name, chunks=((1,),), dtype=object, meta=np.empty((0,), dtype=object))

@@ -12,16 +12,39 @@ import datetime as dt
 import html
 import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
+from vrepo.engine.content import ChangeSummary
+from vrepo.engine.snapshot_info import SnapshotInfo
 from vrepo.errors import VRepoError
+from vrepo.format import Snapshot
 
-if TYPE_CHECKING:
-    from vrepo.engine.content import ChangeSummary
-    from vrepo.engine.repository import Repository, SnapshotInfo
-    from vrepo.engine.session import Session
-    from vrepo.format import Snapshot
+
+class _Repository(Protocol):
+    """What the repository display reads (`Repository` has it; this module sits below it)."""
+
+    @property
+    def storage(self) -> Any: ...
+    def list_branches(self) -> list[str]: ...
+    def list_tags(self) -> list[str]: ...
+    def lookup_branch(self, name: str) -> str: ...
+    def lookup_tag(self, name: str) -> str: ...
+    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo: ...
+    def ancestry(self, *, branch: str) -> Iterator[SnapshotInfo]: ...
+
+
+class _Session(Protocol):
+    """What the session display reads (`Session` has it; this module sits below it)."""
+
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def branch(self) -> str | None: ...
+    @property
+    def snapshot_id(self) -> str: ...
+    def status(self) -> ChangeSummary: ...
+
 
 LIST_LIMIT = 20  # branches, tags or changed paths shown before "... and N more"
 RECENT_COMMITS = 5
@@ -98,7 +121,7 @@ _SNAPSHOT_HEADERS = ("snapshot", "written", "message", "metadata")
 # --- repository ----------------------------------------------------------------------------
 
 
-def repository_html(repo: Repository) -> str:
+def repository_html(repo: _Repository) -> str:
     """Location, branches with their heads, tags, and the latest commits on ``main``."""
     return _card(
         "vrepo.Repository",
@@ -111,7 +134,7 @@ def repository_html(repo: Repository) -> str:
     )
 
 
-def _refs(repo: Repository, which: str) -> str:
+def _refs(repo: _Repository, which: str) -> str:
     names = repo.list_branches() if which == "branches" else repo.list_tags()
     lookup = repo.lookup_branch if which == "branches" else repo.lookup_tag
     rows = []
@@ -128,7 +151,7 @@ def _refs(repo: Repository, which: str) -> str:
     return _section(f"{which} ({len(names)})", table + _more(len(names) - LIST_LIMIT))
 
 
-def _recent(repo: Repository) -> str:
+def _recent(repo: _Repository) -> str:
     infos = list(itertools.islice(repo.ancestry(branch="main"), RECENT_COMMITS))
     return _section("latest commits on main", _table(_SNAPSHOT_HEADERS, map(_snapshot_row, infos)))
 
@@ -151,7 +174,7 @@ def history_html(peek: Callable[[], tuple[list[SnapshotInfo], bool]]) -> str:
 # --- session --------------------------------------------------------------------------------
 
 
-def session_html(session: Session, base: Snapshot | None, ref: tuple[str, str] | None) -> str:
+def session_html(session: _Session, base: Snapshot | None, ref: tuple[str, str] | None) -> str:
     """Mode, branch (or tag), base snapshot and a summary of the uncommitted changes."""
     if type(session).__name__ == "ForkSession":
         mode = "fork (writable; its parent session merges and commits it)"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from vrepo.engine._html import history_html
 
 if TYPE_CHECKING:
-    from vrepo.engine.repository import SnapshotInfo
+    from vrepo.engine.snapshot_info import SnapshotInfo
 
 DISPLAY_LIMIT = 20
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 from vrepo import config as _settings
 from vrepo._sync import run_sync
@@ -18,9 +16,10 @@ from vrepo.engine.diff import SnapshotDiff, diff_snapshots
 from vrepo.engine.history import History
 from vrepo.engine.listing import NodeInfo, list_nodes
 from vrepo.engine.objects import ObjectIO
-from vrepo.engine.reference import parse_reference, resolve_revision
+from vrepo.engine.reference import resolve_revision
 from vrepo.engine.refs import RefHead, RefKind, history, list_names, now_us, read_head, write_record
 from vrepo.engine.session import Session
+from vrepo.engine.snapshot_info import SnapshotInfo
 from vrepo.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -48,27 +47,6 @@ from vrepo.storage import Storage, as_storage
 INITIAL_MESSAGE = "Repository initialized"
 
 
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """One entry of a history: a snapshot's id, parent, time, message and metadata."""
-
-    id: str
-    parent_id: str | None
-    written_at: dt.datetime
-    message: str
-    metadata: dict[str, Any]
-
-    @classmethod
-    def from_snapshot(cls, snapshot: Snapshot) -> SnapshotInfo:
-        return cls(
-            id=snapshot.id,
-            parent_id=snapshot.parent_id,
-            written_at=_from_us(snapshot.created_at),
-            message=snapshot.message,
-            metadata=dict(snapshot.metadata),
-        )
-
-
 def _configured_repo_config() -> RepoConfig:
     """A `RepoConfig` from the user's ``repository.*`` settings (see `vrepo.config`)."""
     return RepoConfig(
@@ -77,10 +55,6 @@ def _configured_repo_config() -> RepoConfig:
         commit_backoff_ms=_settings.get("repository.commit-backoff-ms"),
         commit_backoff_max_ms=_settings.get("repository.commit-backoff-max-ms"),
     )
-
-
-def _from_us(micros: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(micros / 1e6, tz=dt.UTC)
 
 
 def _to_us(when: dt.datetime) -> int:
@@ -406,40 +380,3 @@ class Repository:
         head = self._existing_head("tag", name)
         if run_sync(write_record(self._storage, head, "delete", None)) is None:
             raise RefExistsError(f"tag {name!r} was deleted by someone else just now")
-
-
-# --- references ------------------------------------------------------------------------------
-
-
-def split_reference(
-    text: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
-) -> tuple[Repository, str | None]:
-    """Open the repository a reference (``PATH_OR_URL[@REVISION]``) names; return its revision.
-
-    The revision is None when the reference has none. If no repository exists where the text
-    before the last ``@`` points but one exists at the whole text (a folder named ``a@b``),
-    that one is opened, without a revision. ``storage_options`` configure ``s3://`` URLs.
-    """
-    text = os.fspath(text)
-    parsed = parse_reference(text)
-    try:
-        return Repository.open(as_storage(parsed.location, storage_options)), parsed.revision
-    except RepositoryNotFoundError:
-        if parsed.revision is None:
-            raise
-        try:
-            return Repository.open(as_storage(text, storage_options)), None
-        except RepositoryNotFoundError:
-            pass
-        raise
-
-
-def open_reference(
-    text: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
-) -> Session:
-    """A read-only session on the snapshot a reference names, e.g. ``"data/r.vrepo@v1~2"``.
-
-    Without ``@REVISION``, the head of branch main. See `vrepo.engine.reference` for the syntax.
-    """
-    repo, revision = split_reference(text, storage_options)
-    return repo.readonly_session(ref=revision or "main")

@@ -9,19 +9,19 @@ A `ForkSession` is a small picklable child for workers: it writes, its parent me
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import msgspec
 
 from vrepo._sync import run_sync
 from vrepo.engine._html import session_html
-from vrepo.engine.changeset import ChangeSet, Coords, OnConflict, chunk_conflict_error
-from vrepo.engine.conflicts import SOLVERS, Solver, find_conflicts
+from vrepo.engine.changeset import ChangeSet, OnConflict
+from vrepo.engine.commit_rules import backoff_seconds, validated_metadata
+from vrepo.engine.conflicts import Solver
 from vrepo.engine.content import ChangeSummary, Content
+from vrepo.engine.forks import ForkRecord, merge_fork_changes
 from vrepo.engine.objects import ObjectIO
+from vrepo.engine.rebase import check_solver, rebase_onto_head
 from vrepo.engine.refs import RefHead, read_head, write_record
 from vrepo.errors import (
     ConflictError,
@@ -30,10 +30,13 @@ from vrepo.errors import (
     ReadOnlyError,
     VRepoError,
 )
-from vrepo.format import ChunkRef, RefRecord, RepoConfig, Snapshot
+from vrepo.format import RefRecord, Snapshot
 
 if TYPE_CHECKING:
-    from vrepo.zarr.store import VRepoStore
+    from zarr.abc.store import Store
+
+StoreFactory = Callable[["Session"], "Store"]
+"""Builds the zarr store over a session; the zarr layer (above this one) provides it."""
 
 
 class Session:
@@ -57,8 +60,8 @@ class Session:
         self._id = uuid.uuid4().hex
         self._content: Content | None = None
         self._content_lock = asyncio.Lock()
-        self._forks: dict[str, _ForkRecord] = {}
-        self._store: VRepoStore | None = None
+        self._forks: dict[str, ForkRecord] = {}
+        self._store: Store | None = None
         self._commit_attempts = 0
         self._pending_changes: ChangeSet | None = None  # a fork's changes until it loads
 
@@ -79,13 +82,15 @@ class Session:
         """The branch a writable session commits to; for read-only ones, the branch read."""
         return self._head.name if self._head and self._head.kind == "branch" else None
 
-    @property
-    def store(self) -> VRepoStore:
-        """A zarr store over this session (zarr-python 3, Zarr format 3)."""
-        if self._store is None:
-            from vrepo.zarr.store import VRepoStore  # the one upward reference; see design.md
+    _store_factory: StoreFactory | None = None  # set by `vrepo` itself: vrepo.zarr.VRepoStore
 
-            self._store = VRepoStore(self, read_only=self._read_only)
+    @property
+    def store(self) -> Store:
+        """A zarr store over this session (zarr-python 3, Zarr format 3): a `vrepo.VRepoStore`."""
+        if self._store is None:
+            if Session._store_factory is None:
+                raise VRepoError("no zarr store is registered; import vrepo to register VRepoStore")
+            self._store = Session._store_factory(self)
         return self._store
 
     @property
@@ -137,12 +142,12 @@ class Session:
         self._content = Content(self._objects, content.base)
         self._forks.clear()
 
-    def _savepoint(self) -> tuple[ChangeSet, dict[str, _ForkRecord]]:
+    def _savepoint(self) -> tuple[ChangeSet, dict[str, ForkRecord]]:
         """This session's uncommitted state, for `_rollback` after a failed multi-step write."""
         content = run_sync(self._ensure_content())
         return content.changes.copy(), dict(self._forks)
 
-    def _rollback(self, savepoint: tuple[ChangeSet, dict[str, _ForkRecord]]) -> None:
+    def _rollback(self, savepoint: tuple[ChangeSet, dict[str, ForkRecord]]) -> None:
         """Return to a `_savepoint`: changes made since then are forgotten."""
         changes, forks = savepoint
         content = run_sync(self._ensure_content())
@@ -187,8 +192,8 @@ class Session:
             raise InvalidArgumentError(
                 f"commit message must be a str, not {type(message).__name__}"
             )
-        _check_solver(rebase_with)
-        metadata = _validated_metadata(metadata)
+        check_solver(rebase_with)
+        metadata = validated_metadata(metadata)
         content = await self._ensure_content()
         if content.changes.is_empty() and not allow_empty:
             raise NoChangesError(
@@ -199,7 +204,7 @@ class Session:
         durable: set[str] = set()
         for attempt in range(config.commit_retries + 1):
             if attempt:  # lost the race: wait, then rebase onto the newest head and go at once
-                await asyncio.sleep(_backoff_seconds(attempt, config))
+                await asyncio.sleep(backoff_seconds(attempt, config))
                 await self._rebase(rebase_with)
                 content = self._content
             snapshot, keys = await content.flush(message, metadata)
@@ -227,7 +232,7 @@ class Session:
 
     async def _amend(self, message: str, metadata: dict[str, Any] | None) -> str:
         self._check_writable()
-        metadata = _validated_metadata(metadata)
+        metadata = validated_metadata(metadata)
         content = await self._ensure_content()
         storage, branch = self._objects.storage, self._head.name
         head = await read_head(storage, "branch", branch)
@@ -264,67 +269,18 @@ class Session:
         started, unless ``solver`` settles the chunk conflicts ("ours" or "theirs").
         """
         self._check_writable()
-        _check_solver(solver)
+        check_solver(solver)
         run_sync(self._rebase(solver))
 
     async def _rebase(self, solver: Solver) -> None:
         content = await self._ensure_content()
-        storage, branch = self._objects.storage, self._head.name
-        head = await read_head(storage, "branch", branch)
-        if not head.exists:
-            raise ConflictError(
-                f"branch {branch!r} was deleted while this session was open; your changes are "
-                "kept: create the branch again and commit, or discard them"
-            )
-        winners = await self._commits_since_base(head.record.snapshot_id)
-        if not winners:  # the ref moved (e.g. reset) but still points at our base
-            self._head = head
-            return
-        logs = await asyncio.gather(*(self._objects.get_transaction_log(s.id) for s in winners))
-        ours = content.transaction_log()
-        conflicts = find_conflicts(ours, content.changes.nodes, logs, winners[0])
-        unsolved = [c for c in conflicts if not c.solvable or solver == "fail"]
-        if unsolved:
-            listed = "\n  ".join(map(str, conflicts[:50]))
-            more = f"\n  ... and {len(conflicts) - 50} more" if len(conflicts) > 50 else ""
-            advice = (
-                "rebase or commit with rebase_with='ours' or 'theirs' to settle chunk conflicts"
-                if all(c.solvable for c in conflicts)
-                else "metadata conflicts are never settled automatically: discard and redo "
-                "the conflicting changes on a new session"
-            )
-            raise ConflictError(
-                f"{len(conflicts)} conflict(s) with {len(winners)} commit(s) made to {branch!r} "
-                f"since this session started:\n  {listed}{more}\nYour changes are kept in the "
-                f"session; {advice}.",
-                conflicts=conflicts,
-            )
-        if solver == "theirs":
-            for conflict in conflicts:
-                if conflict.kind == "chunks":
-                    for coords in conflict.chunks:
-                        content.changes.chunks[conflict.path].pop(coords, None)
-                else:
-                    content.changes.loose.pop(conflict.path, None)
-        self._content = Content(self._objects, winners[0], content.changes)
-        self._snapshot_id = winners[0].id
-        self._head = head
-
-    async def _commits_since_base(self, head_id: str) -> list[Snapshot]:
-        """The snapshots from ``head_id`` back to (excluding) this session's base, newest first."""
-        found: list[Snapshot] = []
-        current: str | None = head_id
-        while current != self._snapshot_id:
-            if current is None:
-                raise ConflictError(
-                    f"branch {self._head.name!r} was reset to {head_id}, which does not descend "
-                    f"from this session's base {self._snapshot_id}; your changes cannot be "
-                    "rebased onto it: discard them, or reset the branch back"
-                )
-            snapshot = await self._objects.get_snapshot(current)
-            found.append(snapshot)
-            current = snapshot.parent_id
-        return found
+        rebased = await rebase_onto_head(
+            self._objects, self._head.name, self._snapshot_id, content, solver
+        )
+        if rebased.base is not None:
+            self._content = Content(self._objects, rebased.base, content.changes)
+            self._snapshot_id = rebased.base.id
+        self._head = rebased.head
 
     # --- forks ---------------------------------------------------------------------------------
 
@@ -346,7 +302,7 @@ class Session:
             snapshot, _ = await content.flush("fork base (unpublished)", {})
             base_id = snapshot.id
         if base_id not in self._forks:
-            self._forks[base_id] = _ForkRecord.of(content.changes)
+            self._forks[base_id] = ForkRecord.of(content.changes)
         return ForkSession(self._objects, base_id, parent_id=self._id, branch=self.branch)
 
     def merge(self, *forks: ForkSession, on_conflict: OnConflict = "error") -> None:
@@ -370,21 +326,8 @@ class Session:
                     "discard; fork again and redo its work"
                 )
         content = run_sync(self._ensure_content())
-        staged = []
-        for base_id in dict.fromkeys(fork._snapshot_id for fork in forks):
-            combined = ChangeSet()
-            for fork in forks:
-                if fork._snapshot_id == base_id:
-                    combined.merge(fork._change_set(), on_conflict)
-            clashes = self._forks[base_id].overlaps(content.changes, combined)
-            if clashes and on_conflict == "error":
-                raise chunk_conflict_error(
-                    [c for c in clashes if isinstance(c, tuple)],
-                    [c for c in clashes if isinstance(c, str)],
-                )
-            staged.append((combined, clashes if on_conflict == "ours" else set()))
-        for combined, keep in staged:
-            _apply(content, combined, keep)
+        changes = [(fork._snapshot_id, fork._change_set()) for fork in forks]
+        merge_fork_changes(content, self._forks, changes, on_conflict)
 
     # --- pickling ------------------------------------------------------------------------------
 
@@ -478,86 +421,3 @@ class ForkSession(Session):
         )
         self._id = state["id"]
         self._pending_changes = state["changes"]
-
-
-@dataclass
-class _ForkRecord:
-    """What a session remembers of a fork() call: its own chunk refs at that moment."""
-
-    chunks: dict[str, dict[Coords, ChunkRef | None]]
-    objects: dict[str, ChunkRef | None]
-
-    @classmethod
-    def of(cls, changes: ChangeSet) -> _ForkRecord:
-        return cls({p: dict(refs) for p, refs in changes.chunks.items()}, dict(changes.loose))
-
-    def overlaps(self, now: ChangeSet, incoming: ChangeSet) -> set[tuple[str, Coords] | str]:
-        """Chunks/objects ``incoming`` writes that the session changed after this fork.
-
-        The session's writes from before the fork were visible to the fork (which may have
-        read-modified-written them), so only later changes, by the session or by forks
-        merged since, can be lost.
-        """
-        clashes: set[tuple[str, Coords] | str] = set()
-        for path, refs in incoming.chunks.items():
-            current = now.chunks.get(path)
-            if current:
-                then = self.chunks.get(path, {})
-                clashes.update(
-                    (path, c)
-                    for c in refs.keys() & current.keys()
-                    if (c not in then or current[c] is not then[c]) and current[c] != refs[c]
-                )
-        clashes.update(
-            key
-            for key in incoming.loose.keys() & now.loose.keys()
-            if (key not in self.objects or now.loose[key] is not self.objects[key])
-            and now.loose[key] != incoming.loose[key]
-        )
-        return clashes
-
-
-def _apply(content: Content, changes: ChangeSet, keep: set[tuple[str, Coords] | str]) -> None:
-    """Apply a fork-relative change set to a session's content, except the ``keep`` entries."""
-    for path in changes.dropped:
-        content.delete_node(path)
-    for path, meta in changes.nodes.items():
-        content.set_node(path, meta)
-    current = content.changes
-    for path, refs in changes.chunks.items():
-        view = content.node(path)
-        if view is None or view.kind != "array":
-            raise VRepoError(
-                f"a fork wrote chunks to {path}, which is no longer an array in this session"
-            )
-        for coords, ref in refs.items():
-            if (path, coords) not in keep:
-                current.set_chunk(path, coords, ref)
-    for key, ref in changes.loose.items():
-        if key not in keep:
-            current.loose[key] = ref
-
-
-def _check_solver(solver: str) -> None:
-    if solver not in SOLVERS:
-        raise InvalidArgumentError(f"solver must be one of {SOLVERS}, not {solver!r}")
-
-
-def _backoff_seconds(attempt: int, config: RepoConfig) -> float:
-    """Full jitter: uniform in [0, min(max, base * 2**(attempt-1))] milliseconds."""
-    cap = min(config.commit_backoff_max_ms, config.commit_backoff_ms * 2 ** (attempt - 1))
-    return random.uniform(0, cap) / 1000
-
-
-def _validated_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise InvalidArgumentError(f"commit metadata must be a dict, not {type(metadata).__name__}")
-    try:
-        return msgspec.json.decode(msgspec.json.encode(metadata))
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise InvalidArgumentError(
-            f"commit metadata must be JSON-compatible (str keys; str, number, bool, None, "
-            f"list, dict values): {exc}"
-        ) from exc

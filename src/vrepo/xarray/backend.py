@@ -17,8 +17,9 @@ from typing import Any
 from xarray.backends import BackendEntrypoint
 from xarray.backends.zarr import ZarrBackendEntrypoint
 
+from vrepo.engine.opening import split_reference
 from vrepo.engine.reference import parse_reference
-from vrepo.engine.repository import Repository, split_reference
+from vrepo.engine.repository import Repository
 from vrepo.engine.session import Session
 from vrepo.errors import InvalidArgumentError
 from vrepo.format import REPO_INFO_KEY

@@ -1,0 +1,24 @@
+"""Repository commands: ``vrepo init``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vrepo.cli._options import storage_options
+from vrepo.engine.reference import DEFAULT_BRANCH
+from vrepo.engine.repository import Repository
+from vrepo.storage import as_storage
+
+commands = typer.Typer()  # merged into the root app: ``vrepo init``
+
+
+@commands.command()
+def init(
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Directory or URL to create.")],
+) -> None:
+    """Create an empty repository (branch main at an empty first snapshot)."""
+    repo = Repository.create(as_storage(path, storage_options.get()))
+    head = repo.lookup_branch(DEFAULT_BRANCH)
+    typer.echo(f"Initialized empty vrepo repository at {repo.storage.url} (main at {head})")

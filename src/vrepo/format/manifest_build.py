@@ -1,0 +1,84 @@
+"""Building manifest columns from `ChunkRef` objects and their chunk coordinates.
+
+This is the one place that turns Python `ChunkRef` objects into numpy columns; everything
+after it (changing, encoding, decoding) works on whole columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from vrepo.format.chunk_grid import as_coords, check_extent, check_unique, extent_of, ravel
+from vrepo.format.chunk_ref import ChunkRef
+from vrepo.format.ids import ids_to_array
+from vrepo.format.manifest_columns import ManifestColumns
+
+_MAX_LENGTH = 2**32 - 1
+_ZERO_ID = "0" * 20
+
+
+class RefColumns:
+    """Columns built from a sorted list of ChunkRefs (inline offsets point into `blob`)."""
+
+    __slots__ = ("blob", "ids", "inline", "lengths", "offsets")
+
+    def __init__(self, refs: Sequence[ChunkRef]) -> None:
+        """Validate `refs` (already in key order) and lay them out as columns."""
+        n = len(refs)
+        chunk_ids = [r.chunk_id for r in refs]
+        lengths = np.fromiter([r.length for r in refs], dtype=np.int64, count=n)
+        if n and (lengths.min() < 0 or lengths.max() > _MAX_LENGTH):
+            raise ValueError("a chunk is larger than 4 GiB, which vrepo manifests do not support")
+        self.lengths = lengths.astype(np.uint32)
+        n_inline = chunk_ids.count(None)
+        if n_inline:
+            payloads = [r.inline for r in refs]
+            self.blob = b"".join(filter(None, payloads))
+        else:
+            self.blob = b""
+        if n_inline == n:  # all inline: no ids column, offsets are the payload positions
+            self.inline = np.ones(n, dtype=bool)
+            self.ids = None
+            inline_lengths = self.lengths.astype(np.uint64)
+            self.offsets = np.cumsum(inline_lengths, dtype=np.uint64) - inline_lengths
+        else:
+            offsets = np.fromiter([r.offset for r in refs], dtype=np.int64, count=n)
+            if n and offsets.min() < 0:
+                raise ValueError("chunk offsets must be >= 0")
+            self.offsets = offsets.astype(np.uint64)
+            if n_inline:
+                self.inline = np.fromiter([c is None for c in chunk_ids], dtype=bool, count=n)
+                chunk_ids = [_ZERO_ID if c is None else c for c in chunk_ids]
+                inline_lengths = np.where(self.inline, self.lengths, 0).astype(np.uint64)
+                starts = np.cumsum(inline_lengths, dtype=np.uint64) - inline_lengths
+                self.offsets[self.inline] = starts[self.inline]
+            else:
+                self.inline = np.zeros(n, dtype=bool)
+                inline_lengths = np.zeros(0, dtype=np.uint64)
+            self.ids = ids_to_array(chunk_ids)
+            if (~self.ids.any(axis=1) & ~self.inline).any():
+                raise ValueError("the all-zero chunk id is reserved for inline refs")
+        if int(inline_lengths.sum()) != len(self.blob):
+            raise ValueError("an inline ChunkRef's length differs from its payload size")
+
+
+def columns_from_refs(ndim: int, coords: Any, refs: Sequence[ChunkRef]) -> ManifestColumns:
+    """Columns for (n, ndim) chunk coordinates (any order, unique) and their refs."""
+    c = as_coords(coords, ndim)
+    if c.shape[0] != len(refs):
+        raise ValueError(f"got {c.shape[0]} chunk coordinates but {len(refs)} refs")
+    if len(refs) == 0:
+        return ManifestColumns.empty(ndim)
+    extent = extent_of(c)
+    check_extent(extent)
+    keys = ravel(c, extent)
+    if not (keys[1:] > keys[:-1]).all():
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        check_unique(keys, extent, "from_refs")
+        refs = [refs[i] for i in order.tolist()]
+    cols = RefColumns(refs)
+    return ManifestColumns(ndim, extent, keys, cols.ids, cols.offsets, cols.lengths, cols.blob)

@@ -1,0 +1,111 @@
+"""The binary manifest file: encoding manifest columns and decoding and validating them.
+
+The file is a vrepo envelope (`envelope`, uncompressed) around a msgpack `_Payload`; the
+fixed-width columns inside it are one zstd frame, and decoding hands them back as zero-copy
+numpy views of the decompressed bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from vrepo.errors import FormatError
+from vrepo.format.chunk_grid import MAX_COORD, check_extent, extent_of, ravel
+from vrepo.format.envelope import FileType, StructFile, compress_bytes, decompress_bytes
+from vrepo.format.ids import ID_BYTES
+from vrepo.format.manifest_columns import ManifestColumns
+
+
+class _Payload(msgspec.Struct):
+    """The msgpack body of a manifest file.
+
+    ``columns`` is one zstd frame holding, packed little-endian and in this order: coords
+    (count x ndim uint32), ids (count x 12 bytes, present when ``has_ids``), offsets (count
+    uint64) and lengths (count uint32). ``inline_blob`` is stored raw: inline payloads are
+    chunks already compressed by their zarr codecs, and compressing them again cost most of
+    the time of a commit and of a cold read.
+    """
+
+    ndim: int
+    count: int
+    extent: list[int]
+    has_ids: bool
+    columns: Any
+    inline_blob: Any
+
+
+class _DecodedPayload(_Payload):
+    """Decoding into memoryviews keeps the inline payloads a zero-copy view of the file."""
+
+    columns: memoryview
+    inline_blob: memoryview
+
+
+_file = StructFile(FileType.MANIFEST, _DecodedPayload, compress=False)
+
+
+def encode_manifest(cols: ManifestColumns) -> bytes:
+    """Encode manifest columns as a binary vrepo manifest file."""
+    coords = cols.keys if cols.ndim == 1 else cols.coords()
+    columns = [_le_bytes(coords, "<u4")]
+    if cols.ids is not None:
+        columns.append(_le_bytes(cols.ids, "u1"))
+    columns += [_le_bytes(cols.offsets, "<u8"), _le_bytes(cols.lengths, "<u4")]
+    payload = _Payload(
+        ndim=cols.ndim,
+        count=len(cols.keys),
+        extent=list(cols.extent),
+        has_ids=cols.ids is not None,
+        columns=compress_bytes(b"".join(columns)),
+        inline_blob=cols.inline_blob,
+    )
+    return _file.encode(payload)
+
+
+def decode_manifest(data: bytes | bytearray | memoryview, *, what: str) -> ManifestColumns:
+    """Decode and verify a manifest file; `FormatError` if it is corrupt or inconsistent."""
+    return _file.decode(data, what=what, then=_from_payload)
+
+
+def _le_bytes(a: np.ndarray, dtype: str) -> memoryview:
+    """A flat byte view of `a` as `dtype` (copying only if the dtype or layout differs)."""
+    return memoryview(np.ascontiguousarray(a, dtype=dtype).reshape(-1).view(np.uint8))
+
+
+def _from_payload(p: _DecodedPayload) -> ManifestColumns:
+    """Validate a decoded payload and return its columns (ValueError when inconsistent)."""
+    ndim, n = p.ndim, p.count
+    extent = tuple(p.extent)
+    if ndim < 0 or n < 0 or len(extent) != ndim or (ndim == 0 and n > 1):
+        raise ValueError(f"ndim {ndim}, count {n} and extent {extent} do not agree")
+    if any(not 0 <= e <= MAX_COORD + 1 for e in extent):
+        raise ValueError(f"extent {extent} out of range")
+    check_extent(extent)
+    widths = [("coords", 4 * ndim), ("ids", ID_BYTES if p.has_ids else 0), ("offsets", 8)]
+    widths.append(("lengths", 4))
+    try:
+        raw = memoryview(decompress_bytes(p.columns, sum(w for _, w in widths) * n, what="columns"))
+    except FormatError as e:
+        raise ValueError(str(e)) from e  # reported with the file's name by StructFile
+    column, start = {}, 0
+    for name, width in widths:
+        column[name], start = raw[start : start + width * n], start + width * n
+    coords = np.frombuffer(column["coords"], dtype="<u4").reshape(n, ndim)
+    if extent_of(coords) != extent:
+        raise ValueError(f"extent {extent} does not match the coordinates")
+    keys = ravel(coords, extent)
+    if not (keys[1:] > keys[:-1]).all():
+        raise ValueError("chunk coordinates are not strictly sorted")
+    ids = np.frombuffer(column["ids"], np.uint8).reshape(n, ID_BYTES) if p.has_ids else None
+    offsets = np.frombuffer(column["offsets"], dtype="<u8")
+    lengths = np.frombuffer(column["lengths"], dtype="<u4")
+    inline = np.ones(n, dtype=bool) if ids is None else ~ids.any(axis=1)
+    if ids is not None and inline.all():
+        ids = None  # canonical form: no ids column when every ref is inline
+    ends = offsets[inline] + lengths[inline].astype(np.uint64)
+    if len(ends) and (int(ends.max()) > len(p.inline_blob) or (ends < offsets[inline]).any()):
+        raise ValueError("an inline ref points past the end of the inline payloads")
+    return ManifestColumns(ndim, extent, keys, ids, offsets, lengths, p.inline_blob)
