@@ -31,8 +31,8 @@ import vrepo.dask
 from s3_servers import REGION, S3Server, s3_server_named
 from vrepo.errors import InvalidArgumentError
 from vrepo.storage import S3Credentials, S3Storage, s3_storage
+from vrepo.storage import _s3_clients as s3_module
 from vrepo.storage import credentials as credentials_module
-from vrepo.storage import s3 as s3_module
 from vrepo.storage._shared import SharedRegistry
 from vrepo.storage.credentials import REFRESH_MARGIN, SHARED_CACHES
 

@@ -23,7 +23,9 @@ import zarr
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 import vrepo
-import vrepo.storage.s3 as s3_module
+import vrepo.storage._s3_clients as s3_clients_module
+import vrepo.storage._s3_create as s3_create_module
+import vrepo.storage._s3_listing as s3_listing_module
 from s3_servers import REGION, S3Server, free_ports
 from vrepo.errors import InvalidArgumentError, InvalidKeyError, ObjectNotFoundError, StorageError
 from vrepo.storage import S3Credentials, S3Storage, as_storage, s3_storage
@@ -94,7 +96,7 @@ async def test_list_with_limit_is_one_request(s3: S3Storage) -> None:
 
 
 async def test_list_follows_pages(s3: S3Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(s3_module, "_MAX_PAGE", 4)
+    monkeypatch.setattr(s3_listing_module, "_MAX_PAGE", 4)
     keys = [f"chunks/{i:02d}" for i in range(10)]
     await asyncio.gather(*(s3.put(key, b"c") for key in keys))
     requests = _count_requests(await s3._filesystem(), "ListObjectsV2")
@@ -143,7 +145,7 @@ def _faulty_put(
         raise error
 
     monkeypatch.setattr(storage, "_conditional_put", conditional_put)
-    monkeypatch.setattr(s3_module, "_CONFLICT_BACKOFF", 0.001)
+    monkeypatch.setattr(s3_create_module, "_CONFLICT_BACKOFF", 0.001)
     return calls
 
 
@@ -206,7 +208,7 @@ async def test_never_resolved_raises(s3: S3Storage, monkeypatch: pytest.MonkeyPa
     calls = _faulty_put(s3, monkeypatch, faults)
     with pytest.raises(StorageError, match=r"'refs/1'.*neither applied nor refused"):
         await s3.put_if_absent("refs/1", b"ours")
-    assert len(calls) == s3_module._CREATE_ATTEMPTS
+    assert len(calls) == s3_create_module._CREATE_ATTEMPTS
     assert not await s3.exists("refs/1")
 
 
@@ -504,7 +506,7 @@ async def test_provider_refreshed_near_expiry(
     assert provider.calls == 3
     # The replaced client stays open for requests still using it, then is closed.
     assert first._s3._endpoint.http_session._sessions is not None
-    monkeypatch.setattr(s3_module, "_CLOSE_DELAY", 0.0)
+    monkeypatch.setattr(s3_clients_module, "_CLOSE_DELAY", 0.0)
     await storage.get("a")
     assert first._s3._endpoint.http_session._sessions is None
     await storage.close()

@@ -1,9 +1,11 @@
-"""Behaviour of every storage backend, plus the details specific to each."""
+"""What is specific to each storage backend: files, fsync, pickling, factories, fsspec.
+
+The behaviour every backend shares is the conformance suite `vrepo.testing.StorageTests`,
+run against each backend in test_storage_conformance.py.
+"""
 
 from __future__ import annotations
 
-import array
-import asyncio
 import contextlib
 import errno
 import gc
@@ -13,22 +15,21 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
 import pytest
 
+import vrepo.storage._files as files_module
 import vrepo.storage._syncfs as syncfs_module
 import vrepo.storage.local as local_module
-from s3_servers import s3_server_named
 from vrepo.errors import InvalidArgumentError, InvalidKeyError, ObjectNotFoundError, StorageError
 from vrepo.storage import (
     FsspecStorage,
     LocalStorage,
     MemoryStorage,
     S3Storage,
-    Storage,
     as_storage,
     fsspec_storage,
     local_storage,
@@ -36,220 +37,12 @@ from vrepo.storage import (
 )
 from vrepo.storage._keys import validate_key, validate_prefix
 
-BACKENDS = ["local", "memory", "s3-moto", "s3-seaweedfs", "fsspec-memory"]
-
-
-@pytest.fixture(params=BACKENDS)
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    """Every backend, each empty: S3 in a fresh bucket, fsspec on a fresh memory:// root."""
-    if request.param == "local":
-        yield LocalStorage(tmp_path / "root")
-    elif request.param == "memory":
-        yield MemoryStorage()
-    elif request.param.startswith("s3-"):
-        server = s3_server_named(request, request.param.removeprefix("s3-"))
-        s3 = server.storage(server.pool.take(), "repo")
-        yield s3
-        await s3.close()
-    else:  # fsspec has no atomic create: single_writer=True lets the single-writer tests run
-        root = f"memory://vrepo-test-{uuid.uuid4().hex}"
-        yield fsspec_storage(root, single_writer=True)
-        with contextlib.suppress(FileNotFoundError):  # nothing was written
-            fsspec.filesystem("memory").rm(root, recursive=True)
-
-
-def _needs_atomic_create(storage: Storage) -> None:
-    if not storage.supports_atomic_create:
-        pytest.skip("fsspec filesystems have no atomic create (see test_fsspec_* below)")
-
 
 def _all_files(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*")}
 
 
-# --- get / put ------------------------------------------------------------------------
-
-
-async def test_round_trip(storage: Storage) -> None:
-    await storage.put("chunks/abc", b"hello world")
-    assert await storage.get("chunks/abc") == b"hello world"
-    await storage.put("repo.json", b"")
-    assert await storage.get("repo.json") == b""
-
-
-async def test_put_accepts_memoryview_and_copies(storage: Storage) -> None:
-    buffer = bytearray(b"abcdef")
-    await storage.put("a/b", memoryview(buffer))
-    buffer[:] = b"XXXXXX"
-    assert await storage.get("a/b") == b"abcdef"
-    numbers = array.array("i", [1, 2, 3])  # a memoryview whose items are 4 bytes wide
-    await storage.put("a/numbers", memoryview(numbers))
-    assert await storage.get("a/numbers") == numbers.tobytes()
-    assert isinstance(await storage.get("a/numbers"), bytes)
-
-
-async def test_put_new_writes_fresh_objects(storage: Storage) -> None:
-    data = os.urandom(2 * 1024 * 1024 + 3)
-    await storage.put_new("chunks/one", memoryview(data))
-    await storage.put_new("chunks/two", b"x")
-    assert await storage.get("chunks/one") == data
-    assert await storage.list("chunks/") == ["chunks/one", "chunks/two"]  # no temporaries
-    await storage.make_durable(["chunks/one", "chunks/two"])
-
-
-async def test_large_object(storage: Storage) -> None:
-    data = os.urandom(3 * 1024 * 1024 + 7)
-    await storage.put("chunks/big", data)
-    assert await storage.get("chunks/big") == data
-    assert await storage.get("chunks/big", (1024, 2 * 1024 * 1024)) == data[1024 : 2 * 1024 * 1024]
-
-
-@pytest.mark.parametrize(
-    ("byte_range", "expected"),
-    [
-        ((0, 3), b"012"),
-        ((2, 5), b"234"),
-        ((7, 100), b"789"),
-        ((0, 10), b"0123456789"),
-        ((10, 20), b""),
-        ((50, 60), b""),
-        ((4, 4), b""),
-    ],
-)
-async def test_byte_ranges(storage: Storage, byte_range: tuple[int, int], expected: bytes) -> None:
-    await storage.put("k", b"0123456789")
-    assert await storage.get("k", byte_range) == expected
-
-
-@pytest.mark.parametrize("byte_range", [(-1, 3), (5, 2)])
-async def test_bad_byte_range(storage: Storage, byte_range: tuple[int, int]) -> None:
-    await storage.put("k", b"0123456789")
-    with pytest.raises(ValueError, match="byte range"):
-        await storage.get("k", byte_range)
-
-
-async def test_get_missing(storage: Storage) -> None:
-    with pytest.raises(ObjectNotFoundError) as info:
-        await storage.get("snapshots/nope")
-    assert info.value.key == "snapshots/nope"
-    with pytest.raises(ObjectNotFoundError):
-        await storage.get("snapshots/nope", (0, 10))
-
-
-async def test_directories_and_files_in_the_path_are_not_objects(storage: Storage) -> None:
-    await storage.put("a/b/c", b"x")
-    for key in ["a", "a/b", "a/b/c/d"]:
-        with pytest.raises(ObjectNotFoundError):
-            await storage.get(key)
-        with pytest.raises(ObjectNotFoundError):
-            await storage.get(key, (0, 1))
-        assert not await storage.exists(key)
-        await storage.delete(key)  # not an object: nothing to delete, no error
-    assert await storage.get("a/b/c") == b"x"
-
-
-async def test_overwrite(storage: Storage) -> None:
-    await storage.put("refs/x", b"first version, longer")
-    await storage.put("refs/x", b"second")
-    assert await storage.get("refs/x") == b"second"
-
-
-# --- put_if_absent --------------------------------------------------------------------
-
-
-async def test_put_if_absent(storage: Storage) -> None:
-    assert await storage.put_if_absent("refs/branch.main/1.json", b"winner")
-    assert not await storage.put_if_absent("refs/branch.main/1.json", b"loser")
-    assert await storage.get("refs/branch.main/1.json") == b"winner"
-    assert await storage.list("refs/") == ["refs/branch.main/1.json"]
-    assert storage.supports_atomic_create == (not isinstance(storage, FsspecStorage))
-
-
-async def test_put_if_absent_concurrent_in_one_process(storage: Storage) -> None:
-    _needs_atomic_create(storage)
-    results = await asyncio.gather(
-        *(storage.put_if_absent("refs/r/1", f"writer {i}".encode()) for i in range(16))
-    )
-    assert sum(results) == 1
-    assert await storage.get("refs/r/1") == f"writer {results.index(True)}".encode()
-
-
-# --- delete / exists ------------------------------------------------------------------
-
-
-async def test_delete_and_exists(storage: Storage) -> None:
-    assert not await storage.exists("chunks/a")
-    await storage.put("chunks/a", b"1")
-    assert await storage.exists("chunks/a")
-    await storage.delete("chunks/a")
-    assert not await storage.exists("chunks/a")
-    await storage.delete("chunks/a")  # missing is fine
-    await storage.delete("never/existed/at/all")
-    with pytest.raises(ObjectNotFoundError):
-        await storage.get("chunks/a")
-    assert await storage.put_if_absent("chunks/a", b"2")  # a deleted key can be created again
-
-
 # --- list -----------------------------------------------------------------------------
-
-_LIST_KEYS = [
-    "repo.json",
-    "refs/branch.main/1.json",
-    "refs/branch.main/2.json",
-    "refs/branch.mainline/1.json",
-    "refs/tag.v1/1.json",
-    "chunks/b",
-    "chunks/a",
-    "chunks/deep/er/c",
-    "a-b",
-    "a/b",
-    "a0",
-]
-
-
-@pytest.mark.parametrize(
-    ("prefix", "expected"),
-    [
-        ("", sorted(_LIST_KEYS)),
-        ("refs/", sorted(k for k in _LIST_KEYS if k.startswith("refs/"))),
-        ("refs", sorted(k for k in _LIST_KEYS if k.startswith("refs/"))),
-        (
-            "refs/branch.ma",
-            ["refs/branch.main/1.json", "refs/branch.main/2.json", "refs/branch.mainline/1.json"],
-        ),
-        ("refs/branch.main/", ["refs/branch.main/1.json", "refs/branch.main/2.json"]),
-        ("refs/branch.main/2", ["refs/branch.main/2.json"]),
-        ("chunks/", ["chunks/a", "chunks/b", "chunks/deep/er/c"]),
-        ("chunks/a", ["chunks/a"]),
-        ("chunks/deep/", ["chunks/deep/er/c"]),
-        ("a", ["a-b", "a/b", "a0"]),
-        ("repo.json", ["repo.json"]),
-        ("repo.json/", []),
-        ("nothing/", []),
-        ("nothing/deeper/x", []),
-        ("z", []),
-    ],
-)
-async def test_list(storage: Storage, prefix: str, expected: list[str]) -> None:
-    for key in _LIST_KEYS:
-        await storage.put(key, key.encode())
-    assert await storage.list(prefix) == expected
-
-
-async def test_list_limit(storage: Storage) -> None:
-    for i in range(20):
-        await storage.put(f"refs/branch.main/{i:04d}.json", b"x")
-    keys = [f"refs/branch.main/{i:04d}.json" for i in range(20)]
-    assert await storage.list("refs/", limit=3) == keys[:3]
-    assert await storage.list("refs/", limit=100) == keys
-    assert await storage.list("refs/", limit=0) == []
-    with pytest.raises(ValueError, match="limit"):
-        await storage.list("refs/", limit=-1)
-
-
-async def test_list_empty_storage(storage: Storage) -> None:
-    assert await storage.list("") == []
-    assert await storage.list("refs/") == []
 
 
 async def test_list_never_shows_temp_or_hidden_files(tmp_path: Path) -> None:
@@ -275,27 +68,6 @@ async def test_writes_leave_no_temp_files(tmp_path: Path) -> None:
 # --- make_durable ---------------------------------------------------------------------
 
 
-async def test_make_durable(storage: Storage) -> None:
-    await storage.put("chunks/a", b"1")
-    await storage.put("chunks/deep/b", b"2")
-    await storage.put("snapshots/s", b"3")
-    await storage.make_durable(["chunks/a", "chunks/deep/b", "snapshots/s"])
-    await storage.make_durable([])
-    await storage.make_durable(iter(["chunks/a"]))
-
-
-@pytest.mark.parametrize("backend", ["local", "memory"])
-async def test_make_durable_reports_missing_keys(backend: str, tmp_path: Path) -> None:
-    # S3 and fsspec: durability needs no action there, so missing keys are not looked for.
-    storage = LocalStorage(tmp_path) if backend == "local" else MemoryStorage()
-    await storage.put("chunks/a", b"1")
-    with pytest.raises(ObjectNotFoundError) as info:
-        await storage.make_durable(["chunks/a", "chunks/missing"])
-    assert info.value.key == "chunks/missing"
-    with pytest.raises(ObjectNotFoundError):
-        await storage.make_durable(["no/such/dir/key"])
-
-
 async def test_make_durable_syncs_new_directories(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "root")
     await storage.put("x/y/z", b"1")
@@ -313,13 +85,13 @@ needs_syncfs = pytest.mark.skipif(
 def sync_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str | int]]:
     """Count syncfs and per-file fsync calls; the filesystem counts as a trusted one."""
     calls: dict[str, list[str | int]] = {"syncfs": [], "fsync": []}
-    real_syncfs, real_fsync = syncfs_module.syncfs, local_module._fsync_path
+    real_syncfs, real_fsync = syncfs_module.syncfs, files_module.fsync_path
     assert real_syncfs is not None
     monkeypatch.setattr(
         syncfs_module, "syncfs", lambda fd: (calls["syncfs"].append(fd), real_syncfs(fd))
     )
     monkeypatch.setattr(
-        local_module, "_fsync_path", lambda path: (calls["fsync"].append(path), real_fsync(path))
+        files_module, "fsync_path", lambda path: (calls["fsync"].append(path), real_fsync(path))
     )
     monkeypatch.setattr(syncfs_module, "filesystem_type", lambda device: "ext4")
     return calls
@@ -420,49 +192,6 @@ async def test_put_if_absent_syncs_new_directories(tmp_path: Path) -> None:
 
 # --- key validation -------------------------------------------------------------------
 
-BAD_KEYS = [
-    "",
-    "../x",
-    "a/../../b",
-    "a/..",
-    "..",
-    ".",
-    "./a",
-    "/abs",
-    "/",
-    "a//b",
-    "a/",
-    "a\\b",
-    "..\\x",
-    ".hidden",
-    "a/.tmp",
-    "a/\x00b",
-    "a/b\n",
-    "tab\there",
-    "C:/Windows",
-    "c:x",
-    "x" * 1025,
-]
-
-
-@pytest.mark.parametrize("key", BAD_KEYS)
-async def test_bad_keys_rejected(storage: Storage, key: str, tmp_path: Path) -> None:
-    before = _all_files(tmp_path)
-    operations = [
-        storage.get(key),
-        storage.get(key, (0, 1)),
-        storage.put(key, b"x"),
-        storage.put_if_absent(key, b"x"),
-        storage.delete(key),
-        storage.exists(key),
-        storage.make_durable([key]),
-    ]
-    for operation in operations:
-        with pytest.raises(InvalidKeyError) as info:
-            await operation
-        assert "valid key" in str(info.value)
-    assert _all_files(tmp_path) == before  # nothing created anywhere, inside or outside root
-
 
 def test_valid_keys_accepted() -> None:
     for key in ["a", "a/b", "refs/branch.main/1.json", "x" * 1024, "a.b/c..d/e.", "a/b:c"]:
@@ -474,12 +203,6 @@ def test_invalid_key_message_explains() -> None:
         validate_key("../x")
     with pytest.raises(InvalidKeyError, match="must be a str"):
         validate_key(b"a")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("prefix", ["/", "/a", "a//", "../", "..", ".x", "a/..", "a/.", "a\\b"])
-async def test_bad_prefixes_rejected(storage: Storage, prefix: str) -> None:
-    with pytest.raises(InvalidKeyError, match="prefix"):
-        await storage.list(prefix)
 
 
 def test_valid_prefixes_accepted() -> None:
@@ -497,15 +220,6 @@ def test_local_pickle_round_trip(tmp_path: Path) -> None:
     assert hash(clone) == hash(storage)
     assert clone is not storage
     assert clone.root == storage.root
-
-
-async def test_local_pickle_after_use(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path)
-    await storage.put("a/b", b"data")
-    await storage.make_durable(["a/b"])  # creates the fsync thread pool
-    clone = pickle.loads(pickle.dumps(storage))
-    assert await clone.get("a/b") == b"data"
-    await clone.make_durable(["a/b"])
 
 
 def test_local_equality(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -676,14 +390,6 @@ async def test_fsspec_refuses_put_if_absent_without_single_writer(memory_root: s
     assert "local storage" in message and "S3 storage" in message
     assert "single_writer=True" in message
     assert not await storage.exists("refs/branch.main/1.json")
-
-
-async def test_fsspec_single_writer(memory_root: str) -> None:
-    storage = fsspec_storage(memory_root, single_writer=True)
-    assert await storage.put_if_absent("refs/1", b"first")
-    assert not await storage.put_if_absent("refs/1", b"second")
-    assert await storage.get("refs/1") == b"first"
-    assert not storage.supports_atomic_create  # still not atomic: only the caller's promise
 
 
 async def test_fsspec_with_a_filesystem_object(memory_root: str, tmp_path: Path) -> None:

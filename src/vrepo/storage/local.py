@@ -20,19 +20,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import vrepo.storage._files as _files
+import vrepo.storage._syncfs as _syncfs
 from vrepo import config as _settings
 from vrepo.errors import InvalidArgumentError, ObjectNotFoundError, StorageError
-from vrepo.storage import _syncfs
 from vrepo.storage._keys import first_keys, validate_byte_range, validate_key, validate_prefix
-from vrepo.storage._writeback import hand_off
 from vrepo.storage.base import Storage
 
 _T = TypeVar("_T")
+_write_all = _files.write_all  # importable from here, as before (benchmarks use it)
 
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-_READ_FLAGS = os.O_RDONLY | _O_CLOEXEC | _O_BINARY
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
 _TEMP_NAME_CHARS = 64  # keeps '.<name>.<hex>.tmp' well below NAME_MAX (255)
 # os.link errors meaning "this filesystem cannot hard-link", not "the target exists".
 _NO_LINK_ERRNOS = frozenset(
@@ -46,75 +43,6 @@ _NO_LINK_ERRNOS = frozenset(
 # even when other programs have dirty data to flush: committing 10,000 chunk files took 1.7 s
 # with fsyncs, 65 ms with syncfs. Fewer objects use syncfs only on a quiet machine (_syncfs).
 _SYNCFS_FROM = 1024
-
-
-def _fill_new_file(fd: int, path: str, data: bytes | memoryview) -> None:
-    """Write ``data`` into the new file ``path`` open as ``fd``, then hand ``fd`` off to start
-    its writeback early, off this thread (so make_durable's fsync is cheap); on failure the
-    file is closed and removed."""
-    try:
-        _write_all(fd, data)
-    except BaseException:
-        os.close(fd)
-        _unlink_quietly(path)
-        raise
-    hand_off(fd)
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write every byte of ``data`` (os.write may write less than asked)."""
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _write_and_close(fd: int, data: bytes | memoryview, finish: Callable[[int], object]) -> None:
-    """Write ``data``, run ``finish`` (fsync, or start writeback) and close, whatever happens."""
-    try:
-        _write_all(fd, data)
-        finish(fd)
-    finally:
-        os.close(fd)
-
-
-if hasattr(os, "pread"):
-    _pread = os.pread
-else:  # Windows; safe because every call uses its own file descriptor
-
-    def _pread(fd: int, size: int, offset: int) -> bytes:
-        os.lseek(fd, offset, os.SEEK_SET)
-        return os.read(fd, size)
-
-
-def _read_upto(fd: int, size: int, offset: int) -> bytes:
-    """Read ``size`` bytes at ``offset``, fewer only at end of file."""
-    data = _pread(fd, size, offset)
-    if len(data) == size or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        part = _pread(fd, size - got, offset + got)
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
-
-
-def _fsync_path(path: str) -> None:
-    """fsync a file or directory by path."""
-    fd = os.open(path, _READ_FLAGS)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    """fsync a directory so new entries in it survive a crash (not possible on Windows)."""
-    if os.name == "posix":
-        _fsync_path(path)
 
 
 class LocalStorage(Storage):
@@ -207,11 +135,11 @@ class LocalStorage(Storage):
         directory = os.path.dirname(path)
         self._ensure_dir(directory)
         try:
-            return os.open(path, _CREATE_FLAGS, 0o666)
+            return os.open(path, _files.CREATE_FLAGS, 0o666)
         except FileNotFoundError:  # directory removed behind our back: forget and retry
             self._dirs.discard(directory)
             self._ensure_dir(directory)
-            return os.open(path, _CREATE_FLAGS, 0o666)
+            return os.open(path, _files.CREATE_FLAGS, 0o666)
 
     def _sync_new_dirs(self, directory: str) -> None:
         """fsync the directories above ``directory`` that gained a subdirectory."""
@@ -221,7 +149,7 @@ class LocalStorage(Storage):
         while True:
             parent = os.path.dirname(current)
             if parent in self._unsynced_dirs:
-                _fsync_dir(parent)
+                _files.fsync_dir(parent)
                 self._unsynced_dirs.discard(parent)  # only after the fsync succeeded
             if parent == current:
                 return
@@ -231,7 +159,7 @@ class LocalStorage(Storage):
 
     def _get_sync(self, key: str, path: str, byte_range: tuple[int, int] | None) -> bytes:
         try:
-            fd = os.open(path, _READ_FLAGS)
+            fd = os.open(path, _files.READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFoundError(key) from None
         except PermissionError:
@@ -243,9 +171,9 @@ class LocalStorage(Storage):
                 st = os.fstat(fd)
                 if stat.S_ISDIR(st.st_mode):
                     raise ObjectNotFoundError(key)
-                return _read_upto(fd, st.st_size, 0)
+                return _files.read_upto(fd, st.st_size, 0)
             start, end = byte_range
-            return _read_upto(fd, end - start, start) if end > start else b""
+            return _files.read_upto(fd, end - start, start) if end > start else b""
         except IsADirectoryError:
             raise ObjectNotFoundError(key) from None
         finally:
@@ -253,22 +181,22 @@ class LocalStorage(Storage):
 
     def _put_sync(self, path: str, data: bytes | memoryview) -> None:
         fd, temp = self._open_temp(path)
-        _fill_new_file(fd, temp, data)
+        _files.fill_new_file(fd, temp, data)
         try:
             os.replace(temp, path)
         except BaseException:
-            _unlink_quietly(temp)
+            _files.unlink_quietly(temp)
             raise
 
     def _put_new_sync(self, path: str, data: bytes | memoryview) -> None:
-        _fill_new_file(self._create(path), path, data)
+        _files.fill_new_file(self._create(path), path, data)
 
     def _put_if_absent_sync(self, path: str, data: bytes | memoryview) -> bool:
         if not self._links_supported:
             return self._create_exclusive(path, data)
         fd, temp = self._open_temp(path)
         try:
-            _write_and_close(fd, data, os.fsync)
+            _files.write_and_close(fd, data, os.fsync)
             try:
                 os.link(temp, path)  # atomic: fails if the target exists
             except FileExistsError:
@@ -279,13 +207,13 @@ class LocalStorage(Storage):
                 self._links_supported = False
                 return self._create_exclusive(path, data)
         finally:
-            _unlink_quietly(temp)
+            _files.unlink_quietly(temp)
         self._sync_dir(os.path.dirname(path))
         return True
 
     def _sync_dir(self, directory: str) -> None:
         """fsync a directory and the new directories above it."""
-        _fsync_dir(directory)
+        _files.fsync_dir(directory)
         self._sync_new_dirs(directory)
 
     def _create_exclusive(self, path: str, data: bytes | memoryview) -> bool:
@@ -297,13 +225,13 @@ class LocalStorage(Storage):
         directory = os.path.dirname(path)
         self._ensure_dir(directory)
         try:
-            fd = os.open(path, _CREATE_FLAGS, 0o666)
+            fd = os.open(path, _files.CREATE_FLAGS, 0o666)
         except FileExistsError:
             return False
         try:
-            _write_and_close(fd, data, os.fsync)
+            _files.write_and_close(fd, data, os.fsync)
         except BaseException:
-            _unlink_quietly(path)  # do not leave a truncated object behind
+            _files.unlink_quietly(path)  # do not leave a truncated object behind
             raise
         self._sync_dir(directory)
         return True
@@ -341,7 +269,7 @@ class LocalStorage(Storage):
         try:
             if not os.path.isfile(path):
                 raise ObjectNotFoundError(key)
-            _fsync_path(path)
+            _files.fsync_path(path)
         except FileNotFoundError:
             raise ObjectNotFoundError(key) from None
 
@@ -366,7 +294,7 @@ class LocalStorage(Storage):
                 os.close(fd)
         for directory in new_dirs:  # on a synced filesystem already, or else fsynced here
             if os.stat(directory).st_dev not in by_device:
-                _fsync_dir(directory)
+                _files.fsync_dir(directory)
         self._unsynced_dirs.difference_update(new_dirs)
         return True
 
@@ -438,8 +366,3 @@ class LocalStorage(Storage):
             )
         except OSError as exc:
             raise StorageError(f"making objects durable in {self.url} failed: {exc}") from exc
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
