@@ -11,6 +11,7 @@ import xarray as xr
 import zarr
 
 import vrepo
+import vrepo.xarray._append_stored
 from vrepo.xarray import to_repo
 from xarray_checks import assert_same_as_plain_zarr, failing_from_block
 
@@ -162,6 +163,18 @@ BAD_APPENDS = {
         lambda ds: _later(ds).assign(extra=ds.air_temperature),
         "'extra' along 'time' are not",
     ),
+    "units": (
+        lambda ds: _later(ds).assign(
+            air_temperature=_later(ds).air_temperature.assign_attrs(units="degC")
+        ),
+        "units 'degC' but the stored ones are in 'K'",
+    ),
+    "calendar": (
+        lambda ds: _later(ds).assign_coords(
+            time=xr.date_range("1980-06-01", periods=120, freq="YS-JUN", calendar="noleap")
+        ),
+        "'time' dates are in the '365_day' calendar but the stored ones in '360_day'",
+    ),
 }
 
 
@@ -261,13 +274,208 @@ def test_dask_backed_coordinates_and_empty_variables(repo):
     xr.testing.assert_identical(read(repo), ds.compute())
 
 
-def test_append_with_other_datetime_units(repo):
-    def month(start: str, n: int) -> xr.Dataset:
-        times = pd.date_range(start, periods=n, freq="D").astype("datetime64[us]")
-        return xr.Dataset({"v": (("time",), np.arange(n, dtype="f4"))}, coords={"time": times})
+def daily(start: str, n: int) -> xr.Dataset:
+    times = pd.date_range(start, periods=n, freq="D").astype("datetime64[us]")
+    return xr.Dataset({"v": (("time",), np.arange(n, dtype="f4"))}, coords={"time": times})
 
-    month("2000-01-01", 31).vrepo.to_repo(repo)
-    month("2000-02-01", 29).vrepo.to_repo(repo, mode="a")  # stored as [ns] by xarray: fine
+
+def test_append_with_other_datetime_units(repo):
+    daily("2000-01-01", 31).vrepo.to_repo(repo)
+    daily("2000-02-01", 29).vrepo.to_repo(repo, mode="a")  # stored as [ns] by xarray: fine
     assert read(repo).sizes["time"] == 60
     with pytest.raises(vrepo.InvalidArgumentError, match="float64 but stored as float32"):
-        month("2000-03-01", 3).astype({"v": "f8"}).vrepo.to_repo(repo, mode="a")
+        daily("2000-03-01", 3).astype({"v": "f8"}).vrepo.to_repo(repo, mode="a")
+
+
+def test_append_strings(repo):
+    """Object strings append to what zarr reads back (numpy's StringDType on newer zarr)."""
+    names = daily("2000-01-01", 4).assign(name=("time", np.array(["a", "bb", "c", "dd"], "O")))
+    names = names.assign(code=names.name.astype("U2"))
+    names.isel(time=slice(0, 2)).vrepo.to_repo(repo)
+    names.isel(time=slice(2, 3)).vrepo.to_repo(repo, mode="a")
+    with pytest.raises(vrepo.InvalidArgumentError, match=r"strings of <U3 .* the same length"):
+        names.assign(code=names.name.astype("U3")).isel(time=[3]).vrepo.to_repo(repo, mode="a")
+    assert list(read(repo).name.values) == list(read(repo).code.values) == ["a", "bb", "c"]
+
+
+def test_append_refuses_times_the_stored_units_cannot_hold(repo):
+    daily("2000-01-01", 31).vrepo.to_repo(repo)  # stored as int64 "days since 2000-01-01"
+    before = head(repo)
+    noon = daily("2000-02-01", 3).assign_coords(time=lambda d: d.time + np.timedelta64(12, "h"))
+    with pytest.raises(vrepo.InvalidArgumentError, match="cannot be stored exactly in the stored"):
+        noon.vrepo.to_repo(repo, mode="a")  # xarray would write hours under the "days" attribute
+    assert head(repo) == before
+
+
+# --- mode="a" without append_dim: append along time, write in place, or refuse ----------------
+
+
+def profile(dim: str, values: np.ndarray, attrs: dict) -> xr.Dataset:
+    """One variable along one dimension coordinate, as ocean profiles or forecasts come."""
+    return xr.Dataset(
+        {"v": ((dim,), np.asarray(values, dtype="f4") * 2)}, coords={dim: (dim, values, attrs)}
+    )
+
+
+NOT_TIME_AXES = {
+    "depth": ("depth", np.arange(0.0, 50.0, 10.0), {"units": "m", "positive": "down"}),
+    "unidentified-time": ("time", np.arange(5), {}),  # plain integers: no time axis to cf_xarray
+    "float-days": ("lead", np.arange(5.0), {"units": "days"}),
+}
+
+
+@pytest.mark.parametrize("case", NOT_TIME_AXES)
+def test_mode_a_refuses_to_overwrite_other_coordinates(repo, case):
+    dim, values, attrs = NOT_TIME_AXES[case]
+    first, later = profile(dim, values, attrs), profile(dim, values + 100, attrs)
+    first.vrepo.to_repo(repo)
+    before = head(repo)
+    session = repo.writable_session("main")
+    with pytest.raises(
+        vrepo.InvalidArgumentError,
+        match=rf"'{dim}' values \(100.* 5 steps\) differ from the stored ones \(0.* 5 steps\):"
+        rf" pass append_dim='{dim}' to append along '{dim}', or mode='r\+' or region=",
+    ):
+        to_repo(later, session, mode="a")
+    with pytest.raises(vrepo.InvalidArgumentError, match=r"\(100.* 3 steps\) differ .*append_dim"):
+        to_repo(later.isel({dim: slice(0, 3)}), session, mode="a-")
+    assert not session.has_uncommitted_changes
+    assert head(repo) == before
+
+    later.vrepo.to_repo(repo, append_dim=dim)  # appending, on purpose
+    both = xr.concat([first, later], dim)
+    xr.testing.assert_identical(read(repo, decode_timedelta=False), both)
+    replaced = profile(dim, np.concatenate([values, values + 100]) + 1, attrs)
+    replaced.vrepo.to_repo(repo, mode="r+")  # overwriting the coordinate, on purpose
+    xr.testing.assert_identical(read(repo, decode_timedelta=False), replaced)
+
+
+def test_mode_a_with_the_stored_steps_writes_in_place(repo, dataset):
+    """Equal steps keep xarray's "a": overwrite and add variables, but keep dtypes and units."""
+    dataset.vrepo.to_repo(repo)
+    air = dataset.air_temperature
+    warmer = dataset.assign(air_temperature=air.copy(data=air.data + 1), zero=air * 0)
+    warmer.vrepo.to_repo(repo, mode="a")
+    xr.testing.assert_identical(read(repo), warmer.compute())
+    before = head(repo)
+    with pytest.raises(vrepo.InvalidArgumentError, match="is float64 but stored as float32"):
+        warmer.assign(zero=air.astype("f8")).vrepo.to_repo(repo, mode="a")
+    with pytest.raises(vrepo.InvalidArgumentError, match="units 'degC' but the stored ones"):
+        warmer.assign(air_temperature=air.assign_attrs(units="degC")).vrepo.to_repo(repo, mode="a")
+    assert head(repo) == before
+
+
+# --- stored data xarray cannot decode, and errors while checking -----------------------------
+
+
+def hours_since_year_zero(n: int) -> xr.Dataset:
+    """What a file opened with decode_times=False writes: ``TIME`` in a unit with year 0 and
+    no calendar, which xarray's default decoding rejects."""
+    units = {"units": "hour since 0000-01-01 00:00:00", "axis": "T"}
+    return xr.Dataset(
+        {"v": (("TIME",), np.arange(n, dtype="f4"))},
+        coords={"TIME": ("TIME", 17_000_000.0 + np.arange(n), units)},
+    )
+
+
+def test_stored_times_xarray_cannot_decode(repo):
+    whole = hours_since_year_zero(8)
+    whole.isel(TIME=slice(0, 3)).vrepo.to_repo(repo)
+    with pytest.raises(ValueError, match="unable to decode time units"):
+        read(repo)  # xarray itself cannot decode what is stored
+    whole.isel(TIME=slice(3, 5)).vrepo.to_repo(repo, mode="a")  # TIME is the T axis
+    whole.isel(TIME=slice(5, 8)).vrepo.to_repo(repo, append_dim="TIME")
+    xr.testing.assert_identical(read(repo, decode_times=False), whole)
+
+    with pytest.raises(vrepo.InvalidArgumentError, match="overlap the stored ones"):
+        whole.isel(TIME=slice(6, 8)).vrepo.to_repo(repo, mode="a")
+    fix = whole.isel(TIME=slice(2, 4))
+    fix.assign(v=fix.v * 10).vrepo.to_repo(repo, region="auto")
+    whole.assign(v=whole.v + 1).vrepo.to_repo(repo, mode="a")  # the stored TIME: in place
+    np.testing.assert_array_equal(read(repo, decode_times=False).v, whole.v + 1)
+    dates = whole.assign_coords(TIME=pd.date_range("2000-01-01", periods=8, freq="h"))
+    with pytest.raises(vrepo.InvalidArgumentError, match=r"'TIME'.*cannot be decoded by xarray"):
+        dates.vrepo.to_repo(repo, mode="a")
+    xr.testing.assert_identical(read(repo, decode_times=False), whole.assign(v=whole.v + 1))
+
+
+def test_unexpected_errors_while_checking_are_vrepo_errors(repo, dataset, monkeypatch):
+    dataset.isel(time=slice(0, 120)).vrepo.to_repo(repo)
+
+    def broken(*args, **kwargs):
+        raise OverflowError("cftime cannot count that far")
+
+    monkeypatch.setattr(vrepo.xarray._append_stored, "encode_zarr_variable", broken)
+    with pytest.raises(
+        vrepo.InvalidArgumentError,
+        match=r"could not compare .* \(OverflowError: cftime cannot count that far\)",
+    ) as raised:
+        dataset.isel(time=slice(120, None)).vrepo.to_repo(repo, mode="a")
+    assert isinstance(raised.value.__cause__, OverflowError)
+    assert len(list(repo.ancestry())) == 2
+
+
+# --- regions ---------------------------------------------------------------------------------
+
+
+def _shifted(ds: xr.Dataset, steps: int) -> xr.Dataset:
+    """``ds`` moved ``steps`` years later: times that are not stored."""
+    return ds.assign_coords(time=[t.replace(year=t.year + steps) for t in ds.time.values])
+
+
+def _first_30(ds: xr.Dataset) -> xr.Dataset:
+    return ds.isel(time=slice(0, 30)).drop_vars("time")
+
+
+BAD_REGIONS = {
+    "past-the-end": (
+        {"time": slice(230, 260)},
+        _first_30,
+        r"region=\{'time': slice\(230, 260\)\} reaches outside the stored 'time', which has "
+        r"240 steps \(slice\(0, 240\)\).*append_dim='time'",
+    ),
+    "before-the-start": ({"time": slice(-300, -270)}, _first_30, r"-270\)\} reaches outside"),
+    "wrong-length": (
+        {"time": slice(0, 10)},
+        _first_30,
+        r"covers 10 'time' steps but the dataset has 30: pass region=\{'time': slice\(0, 30\)\}",
+    ),
+    "not-stored-dimension": (
+        {"depth": slice(0, 1)},
+        lambda ds: ds.isel(time=slice(0, 1)).expand_dims("depth"),
+        r"'depth' \(in region\) is not a dimension of the stored dataset",
+    ),
+    "auto-not-found": (
+        "auto",
+        lambda ds: _shifted(ds.isel(time=slice(210, None)), 240),
+        r"region='auto': 30 of the 30 'time' values \(2310-06-01.*\) are not stored \(stored: "
+        r"1860-06-01.* .. 2099-06-01.*\).*append_dim='time'",
+    ),
+    "auto-partly-found": (
+        {"time": "auto"},
+        lambda ds: _shifted(ds.isel(time=slice(210, None)), 10),
+        r"10 of the 30 'time' values .* are not stored .*first missing: 2100-06-01",
+    ),
+    "auto-unsorted": ("auto", lambda ds: ds.isel(time=[5, 3]), "not as one run in the same order"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REGIONS)
+def test_bad_regions_fail_before_writing(repo, dataset, case):
+    region, piece, message = BAD_REGIONS[case]
+    dataset.vrepo.to_repo(repo)
+    session = repo.writable_session("main")
+    with pytest.raises(vrepo.InvalidArgumentError, match=message):
+        to_repo(piece(along_time(dataset)), session, region=region)
+    assert not session.has_uncommitted_changes
+
+
+def test_regions_counted_from_the_end(repo, dataset):
+    dataset.vrepo.to_repo(repo)
+    last = along_time(dataset).isel(time=slice(-24, None))
+    last.assign(air_temperature=last.air_temperature * 0).vrepo.to_repo(
+        repo, region={"time": slice(-24, None)}
+    )
+    got = read(repo).air_temperature.values
+    assert (got[-24:] == 0).all()
+    np.testing.assert_array_equal(got[:-24], dataset.air_temperature.values[:-24])

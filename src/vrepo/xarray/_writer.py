@@ -4,7 +4,8 @@ xarray's own zarr writer encodes the dataset, writes metadata and in-memory vari
 validates modes, regions and chunk alignment; vrepo then writes dask-backed variables with
 `vrepo.dask.store` (one fork per task, change sets merged up a tree), so any dask scheduler,
 including a distributed cluster, writes in parallel and the result commits atomically.
-Appends are checked first (`vrepo.xarray._append_checks`): a bad append fails before any write.
+Appends and in-place writes are checked first (`vrepo.xarray._append_checks`), regions are
+resolved against the stored arrays (`vrepo.xarray._region`): a bad write fails before any write.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from xarray.backends.zarr import ZarrStore
 from vrepo.engine.repository import Repository
 from vrepo.engine.session import ForkSession, Session
 from vrepo.errors import InvalidArgumentError, VRepoError
-from vrepo.xarray._append_checks import check_append, default_append_dim
+from vrepo.xarray._append_checks import (
+    check_append,
+    check_in_place,
+    default_append_dim,
+    undecodable,
+)
+from vrepo.xarray._append_stored import StoredGroup, comparing, existing_group, open_stored
+from vrepo.xarray._region import resolve_region
 
 try:  # xarray >= 2025.09 moved the writers out of backends.api
     from xarray.backends.writers import dump_to_store
@@ -60,22 +68,34 @@ def to_repo(
     ``mode``, ``group``, ``append_dim``, ``region`` (a dict or "auto"), ``encoding``,
     ``safe_chunks`` and ``align_chunks`` mean what they mean for ``Dataset.to_zarr``, with
     these additions: ``mode="a"`` without ``append_dim`` appends along the dataset's time
-    axis when that is unambiguous and its values differ from the stored ones (equal values
-    keep xarray's meaning: add or overwrite variables); ``append_dim`` on a group that does
-    not exist yet creates it, so ingest loops need no special first step; and appends are
-    checked before anything is written (`InvalidArgumentError` when times overlap or go back,
-    other coordinates or dimension sizes differ, a dtype would change, or a variable or its
-    bounds is missing). Dask-backed variables are written by the current dask scheduler
-    through forks merged up a tree of ``split_every`` fan-in. If anything fails, the session
-    is left as it was before the call.
+    axis when that is unambiguous and its values differ from the stored ones; equal steps
+    along every stored dimension keep xarray's meaning (add or overwrite variables in place);
+    any other difference (new depths, a time cf_xarray cannot identify) raises
+    `InvalidArgumentError` instead of overwriting stored coordinates. ``append_dim`` on a
+    group that does not exist yet creates it, so ingest loops need no special first step.
+    Appends and in-place writes are checked before anything is written
+    (`InvalidArgumentError` when times overlap or go back, other coordinates or dimension
+    sizes differ, a dtype or units would change, or a variable or its bounds is missing),
+    comparing values in the stored encoding, so stored times xarray cannot decode are no
+    obstacle. Regions must lie inside the stored arrays, and ``"auto"`` ones must be found
+    among the stored coordinate values. Dask-backed variables are written by the current
+    dask scheduler through forks merged up a tree of ``split_every`` fan-in. If anything
+    fails, the session is left as it was before the call.
     """
     ds = _as_dataset(obj)
     session, owned = _writable_session(target, branch)
-    appending = region is None and (append_dim is not None or mode in ("a", "a-"))
-    stored = _stored_dataset(session, group) if appending else None
-    mode, append_dim = _resolve_mode(ds, stored, mode, append_dim, region)
-    if append_dim is not None:
-        check_append(ds, stored, append_dim)  # type: ignore[arg-type]  # stored exists here
+    into_stored = region is not None or append_dim is not None or mode in ("a", "a-", "r+")
+    stored = open_stored(session.store, group) if into_stored else None
+    with comparing(group, "compare the dataset with what is stored"):
+        raw_names = undecodable(ds, stored) if stored is not None else frozenset()
+        mode, append_dim = _resolve_mode(ds, stored, mode, append_dim, region)
+        if region is not None:
+            region = resolve_region(ds, stored, region, group)
+        elif stored is not None and stored.variables:
+            if append_dim is not None:
+                check_append(ds, stored, append_dim)
+            elif mode in ("a", "a-"):
+                check_in_place(ds, stored)
     savepoint = session._savepoint()
     try:
         _write(
@@ -89,6 +109,7 @@ def to_repo(
             safe_chunks,
             align_chunks,
             split_every,
+            raw_names,
         )
     except BaseException:
         session._rollback(savepoint)
@@ -135,29 +156,15 @@ def _writable_session(target: Any, branch: str) -> tuple[Session, bool]:
     )
 
 
-def _existing_group(session: Session, group: str | None) -> zarr.Group | None:
-    """The zarr group at ``group`` in the session, or None if there is none."""
-    try:
-        return zarr.open_group(session.store, path=group or "", mode="r", zarr_format=3)
-    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, ValueError):
-        return None
-
-
-def _stored_dataset(session: Session, group: str | None) -> xr.Dataset | None:
-    """What the session holds at ``group``, opened lazily; None if there is no such group."""
-    if _existing_group(session, group) is None:
-        return None
-    return xr.open_zarr(session.store, group=group, consolidated=False, zarr_format=3, chunks=None)
-
-
 def _resolve_mode(
     ds: xr.Dataset,
-    stored: xr.Dataset | None,
+    stored: StoredGroup | None,
     mode: Mode | None,
     append_dim: Hashable | None,
     region: Region | None,
 ) -> tuple[Mode, Hashable | None]:
-    """xarray's default mode, plus vrepo's time-axis default and append-creates rules."""
+    """xarray's default mode, plus vrepo's rules: mode "a" appends along a time axis whose
+    values differ (`default_append_dim`), and ``append_dim`` on nothing stored creates it."""
     from xarray.backends.zarr import _choose_default_mode
 
     exists = stored is not None and bool(stored.variables)
@@ -189,6 +196,7 @@ def _write(
     safe_chunks: bool,
     align_chunks: bool,
     split_every: int | None,
+    raw_names: frozenset[Hashable],
 ) -> None:
     """Metadata and in-memory variables by xarray; dask-backed variables through forks."""
     consolidated = _is_consolidated(session, group)
@@ -197,7 +205,7 @@ def _write(
         for variable in ds.variables.values():
             if variable.size == 0:
                 variable.load()  # xarray does this too: dask cannot store empty arrays
-        zstore = ZarrStore.open_group(
+        zstore = _ZarrStore.open_group(
             session.store,
             mode=mode,
             group=group,
@@ -209,6 +217,7 @@ def _write(
             safe_chunks=safe_chunks,
             align_chunks=align_chunks,
         )
+        zstore.raw_names = raw_names
         ds = zstore._validate_and_autodetect_region(ds)
         zstore._validate_encoding(dict(encoding or {}))
         dump_to_store(ds, zstore, writer, encoding=dict(encoding or {}))
@@ -233,6 +242,23 @@ def _write(
         zarr.consolidate_metadata(session.store, path=group or "", zarr_format=3)
 
 
+class _ZarrStore(ZarrStore):
+    """xarray's zarr store, seeing the stored variables in ``raw_names`` as plain numbers.
+
+    Its writer decodes every stored variable it writes into, to copy that encoding onto the
+    new data; for a variable that xarray cannot decode, and that is written as the numbers
+    it holds (`undecodable`), there is nothing to decode, so its time units are hidden.
+    """
+
+    raw_names: frozenset[Hashable] = frozenset()
+
+    def open_store_variable(self, name: str) -> xr.Variable:
+        var = super().open_store_variable(name)
+        if name in self.raw_names:
+            var.attrs = {k: v for k, v in var.attrs.items() if k not in ("units", "calendar")}
+        return var
+
+
 class _LazyWriter(ArrayWriter):
     """Collects dask-backed writes for `vrepo.dask.store`; writes in-memory ones at once."""
 
@@ -242,7 +268,7 @@ class _LazyWriter(ArrayWriter):
 
 def _is_consolidated(session: Session, group: str | None) -> bool:
     """Whether the group exists and carries consolidated metadata."""
-    node = _existing_group(session, group)
+    node = existing_group(session.store, group)
     return node is not None and node.metadata.consolidated_metadata is not None
 
 
