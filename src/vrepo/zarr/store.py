@@ -8,23 +8,26 @@ from the session's nodes, manifests and change set. Zarr format 2 keys are refus
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from zarr.abc.store import (
-    ByteRequest,
-    OffsetByteRequest,
-    RangeByteRequest,
-    Store,
-    SuffixByteRequest,
-)
+from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
-from vrepo._sync import run_sync
+from vrepo import _sync
 from vrepo.engine.content import Content
 from vrepo.engine.node import V2_METADATA_NAMES, parse_node_metadata
 from vrepo.errors import InvalidKeyError, ReadOnlyError, UnsupportedZarrFormatError
 from vrepo.format import ChunkRef
+from vrepo.zarr._ranges import (
+    MAX_COALESCED_BYTES,
+    MAX_CONCURRENCY,
+    MAX_GAP_BYTES,
+    byte_span,
+    read_spans,
+)
 
 if TYPE_CHECKING:
     from vrepo.engine.session import Session
@@ -67,16 +70,22 @@ def _locate(content: Content, key: str) -> tuple[str, Any]:
     return "object", key
 
 
-def _byte_span(byte_range: ByteRequest | None, length: int) -> tuple[int, int]:
-    if byte_range is None:
-        return 0, length
-    if isinstance(byte_range, RangeByteRequest):
-        return min(byte_range.start, length), min(byte_range.end, length)
-    if isinstance(byte_range, OffsetByteRequest):
-        return min(byte_range.offset, length), length
-    if isinstance(byte_range, SuffixByteRequest):
-        return max(length - byte_range.suffix, 0), length
-    raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+def _dir_prefix(prefix: str) -> str:
+    """``prefix`` as a directory: 'a' -> 'a/', so 'a' never matches 'ab/...'; '' stays ''."""
+    return prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
+
+
+def _size(value: bytes | ChunkRef) -> int:
+    return len(value) if isinstance(value, bytes) else value.length
+
+
+def _on_vrepo_loop() -> bool:
+    """Whether the caller runs on vrepo's own event loop, where a blocking call would hang it."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return running is _sync._loop
 
 
 class VRepoStore(Store):
@@ -153,23 +162,103 @@ class VRepoStore(Store):
         value = await self._resolve(key)
         if value is None:
             return None
+        start, end = byte_span(byte_range, _size(value))
         if isinstance(value, bytes):
-            start, end = _byte_span(byte_range, len(value))
             return prototype.buffer.from_bytes(value[start:end])
-        start, end = _byte_span(byte_range, value.length)
         data = await (await self._content()).read(value, start, end)
         return prototype.buffer.from_bytes(data)
+
+    async def _range_batches(
+        self,
+        value: bytes | ChunkRef,
+        byte_ranges: Sequence[ByteRequest | None],
+        prototype: BufferPrototype,
+        **limits: int,
+    ) -> AsyncIterator[list[tuple[int, Buffer]]]:
+        """``byte_ranges`` of one resolved value, a batch of ``(index, buffer)`` per read."""
+        spans = [byte_span(r, _size(value)) for r in byte_ranges]
+        if isinstance(value, bytes) or value.inline is not None:
+            data = memoryview(value if isinstance(value, bytes) else value.inline)
+            yield [(i, prototype.buffer.from_bytes(data[a:b])) for i, (a, b) in enumerate(spans)]
+            return
+        content = await self._content()
+
+        async def read(start: int, end: int) -> bytes:
+            return await content.read(value, start, end)
+
+        async for batch in read_spans(read, spans, **limits):
+            yield [(i, prototype.buffer.from_bytes(data)) for i, data in batch]
+
+    async def get_ranges(
+        self,
+        key: str,
+        byte_ranges: Sequence[ByteRequest | None],
+        *,
+        prototype: BufferPrototype,
+        max_concurrency: int = MAX_CONCURRENCY,
+        max_gap_bytes: int = MAX_GAP_BYTES,
+        max_coalesced_bytes: int = MAX_COALESCED_BYTES,
+    ) -> AsyncIterator[Sequence[tuple[int, Buffer | None]]]:
+        """Many byte ranges of one key (zarr >= 3.4 reads shards so): the key is resolved
+        once and near ranges share one storage read. Batches come in completion order; a
+        missing key raises a `BaseExceptionGroup` holding `FileNotFoundError`, as in zarr."""
+        if not byte_ranges:
+            return
+        value = await self._resolve(key)
+        if value is None:
+            raise BaseExceptionGroup("byte-range read failed", [FileNotFoundError(key)])
+        batches = self._range_batches(
+            value,
+            byte_ranges,
+            prototype,
+            max_concurrency=max_concurrency,
+            max_gap_bytes=max_gap_bytes,
+            max_coalesced_bytes=max_coalesced_bytes,
+        )
+        async for batch in batches:
+            yield batch
+
+    def get_ranges_sync(
+        self, key: str, byte_ranges: Sequence[ByteRequest | None], **options: Any
+    ) -> Sequence[tuple[int, Buffer | None]]:
+        """`get_ranges` (same keyword arguments) for synchronous callers, such as zarr's fused
+        codec pipeline: all the batches, gathered in one hop to vrepo's event loop."""
+
+        async def collect() -> list[tuple[int, Buffer | None]]:
+            return [
+                pair
+                async for batch in self.get_ranges(key, byte_ranges, **options)
+                for pair in batch
+            ]
+
+        return _sync.run_sync(collect())
 
     async def get_partial_values(
         self,
         prototype: BufferPrototype,
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
-        import asyncio
+        """Ranges of many keys, in order; each key is resolved once and its ranges coalesced."""
+        wanted = list(key_ranges)  # may be a one-shot iterator
+        by_key: dict[str, list[int]] = {}
+        for index, (key, _) in enumerate(wanted):
+            by_key.setdefault(key, []).append(index)
+        out: list[Buffer | None] = [None] * len(wanted)
 
-        return list(
-            await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in key_ranges))
-        )
+        async def one_key(key: str, indices: list[int]) -> None:
+            value = await self._resolve(key)
+            if value is None:
+                return
+            ranges = [wanted[i][1] for i in indices]
+            try:
+                async for batch in self._range_batches(value, ranges, prototype):
+                    for position, buffer in batch:
+                        out[indices[position]] = buffer
+            except BaseExceptionGroup as group:
+                raise group.exceptions[0] from None  # this older API raises plain errors
+
+        await asyncio.gather(*(one_key(key, indices) for key, indices in by_key.items()))
+        return out
 
     async def exists(self, key: str) -> bool:
         return await self._resolve(key) is not None
@@ -178,10 +267,36 @@ class VRepoStore(Store):
         value = await self._resolve(key)
         if value is None:
             raise FileNotFoundError(key)
-        return len(value) if isinstance(value, bytes) else value.length
+        return _size(value)
 
     async def getsize_prefix(self, prefix: str) -> int:
-        return sum([await self.getsize(key) async for key in self.list_prefix(prefix)])
+        """Bytes stored below ``prefix`` taken as a directory ('c' counts 'c/0', not 'cc/0'),
+        summed from the stored references: no value is read."""
+        walk = self._walk(_dir_prefix(prefix), with_values=True)
+        return sum([_size(value) async for _, value in walk if value is not None])
+
+    # --- synchronous access (newer zarr detects these; its fused codec pipeline uses them) -------
+
+    @property
+    def _supports_sync_io(self) -> bool:
+        """zarr's opt-out from the sync methods: off on vrepo's own event loop, whose thread
+        the blocking calls would wait on (zarr then takes its async path)."""
+        return not _on_vrepo_loop()
+
+    def get_sync(
+        self,
+        key: str,
+        *,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        return _sync.run_sync(self.get(key, prototype, byte_range))
+
+    def set_sync(self, key: str, value: Buffer) -> None:
+        _sync.run_sync(self.set(key, value))
+
+    def delete_sync(self, key: str) -> None:
+        _sync.run_sync(self.delete(key))
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -230,60 +345,56 @@ class VRepoStore(Store):
         self._check_writable()
         self._session._check_writable()
         content = await self._content()
-        prefix = prefix.rstrip("/")
-        dir_prefix = prefix + "/" if prefix else ""
+        dir_prefix = _dir_prefix(prefix.rstrip("/"))
         for path in content.node_paths():
-            if (path == "/" and not prefix) or _node_prefix(path).startswith(dir_prefix):
+            if (path == "/" and not dir_prefix) or _node_prefix(path).startswith(dir_prefix):
                 content.delete_node(path)  # whole nodes go at once, chunks included
         async for key in self.list_prefix(dir_prefix):
             await self.delete(key)
 
-    def get_sync(
-        self,
-        key: str,
-        *,
-        prototype: BufferPrototype | None = None,
-        byte_range: ByteRequest | None = None,
-    ) -> Buffer | None:
-        return run_sync(self.get(key, prototype, byte_range))
-
-    def set_sync(self, key: str, value: Buffer) -> None:
-        run_sync(self.set(key, value))
-
-    def delete_sync(self, key: str) -> None:
-        run_sync(self.delete(key))
-
     # --- listing -------------------------------------------------------------------------------
 
-    async def _keys(self, prefix: str) -> list[str]:
-        """Every key starting with ``prefix``; arrays outside the prefix are not enumerated."""
+    async def _walk(
+        self, prefix: str, with_values: bool = False
+    ) -> AsyncIterator[tuple[str, bytes | ChunkRef | None]]:
+        """Each key starting with ``prefix`` and, if asked, its value or reference; lazily.
+
+        Arrays outside the prefix are not enumerated. A key that is both a node's metadata or
+        a chunk and an opaque object is listed once, as `get` reads it.
+        """
         content = await self._content()
-        keys: list[str] = []
+        objects = [k for k in content.object_keys() if k.startswith(prefix)]
+        listed: set[str] = set()
         for path in content.node_paths():
             view = content.node(path)
+            if view is None:  # deleted while this walk was paused
+                continue
             node_prefix = _node_prefix(path)
             meta_key = node_prefix + _META
             if meta_key.startswith(prefix):
-                keys.append(meta_key)
-            if view.kind == "array" and (
+                if objects:
+                    listed.add(meta_key)
+                yield meta_key, view.meta.zarr_json
+            if view.kind != "array" or not (
                 node_prefix.startswith(prefix) or prefix.startswith(node_prefix)
             ):
-                chunk_keys = self._chunk_keys(
-                    node_prefix, view.layout, await content.chunk_coords(path)
-                )
-                if node_prefix.startswith(prefix):
-                    keys.extend(chunk_keys)
-                else:
-                    keys.extend(k for k in chunk_keys if k.startswith(prefix))
-        objects = [k for k in content.object_keys() if k.startswith(prefix)]
-        if objects:
-            seen = set(keys)
-            keys.extend(k for k in objects if k not in seen)
-        return keys
+                continue
+            for row in await content.chunk_coords(path):
+                coords = tuple(map(int, row))
+                key = node_prefix + view.layout.chunk_key(coords)
+                if not key.startswith(prefix):
+                    continue
+                if objects:
+                    listed.add(key)
+                yield key, await content.chunk_ref(path, coords) if with_values else None
+        for key in objects:
+            ref = content.object_ref(key)
+            if key not in listed and ref is not None:
+                yield key, ref
 
-    @staticmethod
-    def _chunk_keys(node_prefix: str, layout: Any, coords: Any) -> Iterator[str]:
-        return (node_prefix + layout.chunk_key(tuple(map(int, row))) for row in coords)
+    async def _keys(self, prefix: str) -> list[str]:
+        """Every key starting with ``prefix``, gathered before the caller changes any."""
+        return [key async for key, _ in self._walk(prefix)]
 
     async def list(self) -> AsyncIterator[str]:
         for key in await self._keys(""):
@@ -293,10 +404,16 @@ class VRepoStore(Store):
         for key in await self._keys(prefix):
             yield key
 
+    async def is_empty(self, prefix: str) -> bool:
+        """Whether nothing is stored below ``prefix`` (a directory): stops at the first key."""
+        async with contextlib.aclosing(self._walk(_dir_prefix(prefix))) as keys:
+            async for _ in keys:
+                return False
+        return True
+
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
         content = await self._content()
-        prefix = prefix.rstrip("/")
-        dir_prefix = prefix + "/" if prefix else ""
+        dir_prefix = _dir_prefix(prefix.rstrip("/"))
         names: set[str] = set()
         for path in content.node_paths():
             node_prefix = _node_prefix(path)
@@ -316,7 +433,8 @@ class VRepoStore(Store):
                 if len(coords):
                     names.add("c")
                 continue
-            for key in self._chunk_keys(node_prefix, layout, coords):
+            for row in coords:
+                key = node_prefix + layout.chunk_key(tuple(map(int, row)))
                 if key.startswith(dir_prefix):
                     names.add(key[len(dir_prefix) :].split("/", 1)[0])
         for key in content.object_keys():
