@@ -10,24 +10,23 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.array as da
 import numpy as np
 import zarr
 from dask.layers import ArraySliceDep
-from zarr.core.array import AsyncArray
-from zarr.core.array_spec import ArrayConfig
-from zarr.core.metadata import ArrayV3Metadata
-from zarr.storage import StorePath
 
 from vrepo import config as _settings
-from vrepo.dask import _merge_tree
+from vrepo.dask import _merge_tree, _zarr_internals
 from vrepo.dask._chunk_writer import Region, array_config, write_block
 from vrepo.engine.session import ForkSession, Session
 from vrepo.errors import InvalidArgumentError
 from vrepo.zarr.store import VRepoStore
+
+if TYPE_CHECKING:
+    from zarr.core.array_spec import ArrayConfig
 
 
 def store(
@@ -127,7 +126,7 @@ def _write_mapped(
     where: tuple[slice, ...],
     fork: ForkSession,
     path: str,
-    config: ArrayConfig,
+    config: ArrayConfig | None,
     origin: tuple[int, ...],
 ) -> np.ndarray:
     region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, where, strict=True))
@@ -138,17 +137,24 @@ def _write_mapped(
     return out
 
 
-_METADATA: OrderedDict[tuple[str, str], ArrayV3Metadata] = OrderedDict()
+_METADATA: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _METADATA_KEPT = 64
 
 
-def _open_array(fork: ForkSession, path: str, config: ArrayConfig) -> zarr.Array:
+def _open_array(fork: ForkSession, path: str, config: ArrayConfig | None) -> zarr.Array:
     """The array at ``path`` of ``fork`` with ``config``, its metadata read once per process
     and base.
 
     A fork's base snapshot never changes, so neither does the metadata it holds; opening
-    the array afresh for every task (zarr.open_array) would cost about 1 ms a task.
+    the array afresh for every task (zarr.open_array) would cost about 1 ms a task. That is
+    still the way when the installed zarr cannot build an array from metadata.
     """
+    from_metadata = _zarr_internals.array_from_metadata
+    if from_metadata is None:
+        array = zarr.open_array(fork.store, path=path, mode="r+", zarr_format=3)
+        if config is None or not hasattr(array, "with_config"):
+            return array
+        return array.with_config(config)
     key = (fork.snapshot_id, path)
     metadata = _METADATA.get(key)
     if metadata is None:
@@ -156,4 +162,4 @@ def _open_array(fork: ForkSession, path: str, config: ArrayConfig) -> zarr.Array
         _METADATA[key] = metadata
         while len(_METADATA) > _METADATA_KEPT:
             _METADATA.popitem(last=False)
-    return zarr.Array(AsyncArray(metadata, StorePath(fork.store, path), config=config))
+    return from_metadata(metadata, fork.store, path, config)
