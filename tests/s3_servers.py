@@ -127,6 +127,7 @@ def start_moto() -> Iterator[S3Server]:
     """moto's threaded server on a free port of 127.0.0.1, in this process."""
     from moto.server import ThreadedMotoServer
 
+    _serialise_moto_puts()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -134,6 +135,29 @@ def start_moto() -> Iterator[S3Server]:
         yield S3Server("moto", f"http://{host}:{port}", _test_credentials(), False)
     finally:
         server.stop()
+
+
+def _serialise_moto_puts() -> None:
+    """Give moto's server S3's atomic conditional create.
+
+    moto's `S3Response.put_object` checks ``If-None-Match: *`` and then stores the object with
+    nothing between the two, so its threaded server lets two concurrent creates of one key both
+    succeed (seen under load: two 200s for one ref record), which S3 never does. Serialising
+    moto's PUTs makes the test server keep the promise vrepo relies on; SeaweedFS needs nothing.
+    """
+    from moto.s3.responses import S3Response
+
+    original = S3Response.put_object
+    if getattr(original, "serialised", False):
+        return
+    lock = threading.Lock()
+
+    def put_object(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    put_object.serialised = True  # type: ignore[attr-defined]
+    S3Response.put_object = put_object  # type: ignore[method-assign]
 
 
 # --- SeaweedFS -------------------------------------------------------------------------
