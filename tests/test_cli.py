@@ -7,6 +7,7 @@ script in a subprocess.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import io
 import json
 import os
@@ -28,7 +29,12 @@ import vrepo.cli
 import vrepo.config
 from s3_servers import REGION
 
-runner = CliRunner()
+# stderr apart from stdout: click < 8.2 (typer < 0.16 runs on it) mixes the two unless told
+# not to, and later runners have no such argument as they always keep them apart.
+_KEEP_STDERR_APART = (
+    {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
+)
+runner = CliRunner(**_KEEP_STDERR_APART)
 
 
 def run(*args: str, code: int = 0):

@@ -498,17 +498,22 @@ async def test_provider_refreshed_near_expiry(
     await storage.put("a", b"x")
     first = await storage._filesystem()
     assert provider.calls == 2  # the first fetch already expires within the margin
+    assert await first._ls(s3_bucket, refresh=True)  # a request through it opens a connection pool
     provider.lifetime = timedelta(hours=1)
     await storage.put("b", b"y")
     assert provider.calls == 3
     assert await storage._filesystem() is not first  # a new client with the new credentials
     await storage.get("a")
     assert provider.calls == 3
-    # The replaced client stays open for requests still using it, then is closed.
-    assert first._s3._endpoint.http_session._sessions is not None
+    # The replaced client stays open for requests still using it, then is closed: its aiohttp
+    # sessions are closed and dropped (aiobotocore 3 sets `_sessions` to None, 2.x empties it).
+    http = first._s3._endpoint.http_session
+    sessions = list(http._sessions.values())
+    assert sessions and not any(session.closed for session in sessions)
     monkeypatch.setattr(s3_clients_module, "_CLOSE_DELAY", 0.0)
     await storage.get("a")
-    assert first._s3._endpoint.http_session._sessions is None
+    assert all(session.closed for session in sessions)
+    assert not http._sessions
     await storage.close()
 
 

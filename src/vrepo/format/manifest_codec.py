@@ -75,9 +75,20 @@ def _le_bytes(a: np.ndarray, dtype: str) -> memoryview:
     return memoryview(np.ascontiguousarray(a, dtype=dtype).reshape(-1).view(np.uint8))
 
 
+def _byte_view(v: memoryview) -> memoryview:
+    """`v` as a flat byte view with its true length, zero-copy.
+
+    msgspec < 0.20 gives decoded memoryviews the right `nbytes` but the shape (and so the `len`,
+    slicing and equality) of the whole input buffer (msgspec#835); `cast` rebuilds the shape
+    from `nbytes`.
+    """
+    return v.cast("B")
+
+
 def _from_payload(p: _DecodedPayload) -> ManifestColumns:
     """Validate a decoded payload and return its columns (ValueError when inconsistent)."""
     ndim, n = p.ndim, p.count
+    columns, inline_blob = _byte_view(p.columns), _byte_view(p.inline_blob)
     extent = tuple(p.extent)
     if ndim < 0 or n < 0 or len(extent) != ndim or (ndim == 0 and n > 1):
         raise ValueError(f"ndim {ndim}, count {n} and extent {extent} do not agree")
@@ -87,7 +98,7 @@ def _from_payload(p: _DecodedPayload) -> ManifestColumns:
     widths = [("coords", 4 * ndim), ("ids", ID_BYTES if p.has_ids else 0), ("offsets", 8)]
     widths.append(("lengths", 4))
     try:
-        raw = memoryview(decompress_bytes(p.columns, sum(w for _, w in widths) * n, what="columns"))
+        raw = memoryview(decompress_bytes(columns, sum(w for _, w in widths) * n, what="columns"))
     except FormatError as e:
         raise ValueError(str(e)) from e  # reported with the file's name by StructFile
     column, start = {}, 0
@@ -106,6 +117,6 @@ def _from_payload(p: _DecodedPayload) -> ManifestColumns:
     if ids is not None and inline.all():
         ids = None  # canonical form: no ids column when every ref is inline
     ends = offsets[inline] + lengths[inline].astype(np.uint64)
-    if len(ends) and (int(ends.max()) > len(p.inline_blob) or (ends < offsets[inline]).any()):
+    if len(ends) and (int(ends.max()) > len(inline_blob) or (ends < offsets[inline]).any()):
         raise ValueError("an inline ref points past the end of the inline payloads")
-    return ManifestColumns(ndim, extent, keys, ids, offsets, lengths, p.inline_blob)
+    return ManifestColumns(ndim, extent, keys, ids, offsets, lengths, inline_blob)
