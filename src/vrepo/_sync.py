@@ -38,14 +38,19 @@ def _forget_loop_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_loop_after_fork)
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion on the background loop and return its result."""
-    loop = _background_loop()
+def on_background_loop() -> bool:
+    """Whether the caller runs on vrepo's own loop, where a blocking call would hang it."""
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
-        running = None
-    if running is loop:
+        return False
+    return running is _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on the background loop and return its result."""
+    loop = _background_loop()
+    if on_background_loop():
         coro.close()
         raise RuntimeError(
             "a synchronous vrepo call was made from vrepo's own event loop; "

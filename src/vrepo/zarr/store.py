@@ -79,15 +79,6 @@ def _size(value: bytes | ChunkRef) -> int:
     return len(value) if isinstance(value, bytes) else value.length
 
 
-def _on_vrepo_loop() -> bool:
-    """Whether the caller runs on vrepo's own event loop, where a blocking call would hang it."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return running is _sync._loop
-
-
 class VRepoStore(Store):
     """A `zarr.abc.store.Store` reading and writing through a vrepo `Session`.
 
@@ -281,7 +272,7 @@ class VRepoStore(Store):
     def _supports_sync_io(self) -> bool:
         """zarr's opt-out from the sync methods: off on vrepo's own event loop, whose thread
         the blocking calls would wait on (zarr then takes its async path)."""
-        return not _on_vrepo_loop()
+        return not _sync.on_background_loop()
 
     def get_sync(
         self,
