@@ -72,4 +72,4 @@ EOF_PY
 if [[ $# -gt 0 ]]; then
     exec "$VENV/bin/python" -m pytest -n 2 -q "$@"
 fi
-exec "$VENV/bin/python" -m pytest -n 2 -q
+exec "$VENV/bin/python" -m pytest -n 2 -q --durations=15

@@ -85,4 +85,4 @@ else
     fi
 fi
 
-exec "$VENV/bin/python" -m pytest -n 2 -q "${targets[@]}"
+exec "$VENV/bin/python" -m pytest -n 2 -q --durations=15 "${targets[@]}"
