@@ -275,10 +275,21 @@ def test_ref_record_round_trip() -> None:
         _record(),
         _record(action="delete", snapshot_id=None),
         _record(action="create", previous_snapshot_id=None),
+        _record(operation=new_id()),
     ):
         data = encode_ref_record(r)
         assert json.loads(data)["body"]["ref"] == "branch.main"
         assert decode_ref_record(data, what="ref X") == r
+
+
+def test_ref_record_written_before_operations_were_recorded_reads() -> None:
+    record = _record(operation=new_id())
+    envelope = json.loads(encode_ref_record(record))
+    del envelope["body"]["operation"]
+    old_file = encode_json_record(FileType.REF, envelope["body"])
+    assert decode_ref_record(old_file, what="ref X") == msgspec.structs.replace(
+        record, operation=None
+    )
 
 
 def test_ref_record_validation() -> None:

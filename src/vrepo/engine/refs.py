@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
-from vrepo.errors import FormatError
+from vrepo.errors import FormatError, InvalidKeyError, ObjectNotFoundError
 from vrepo.format import (
     RefRecord,
     decode_ref_record,
     encode_ref_record,
+    new_id,
     ref_dir,
     ref_record_key,
     validate_ref_name,
@@ -25,6 +27,9 @@ from vrepo.storage import Storage
 
 RefKind = Literal["branch", "tag"]
 RefAction = Literal["create", "commit", "reset", "delete", "amend"]
+
+_CREATE_ATTEMPTS = 3  # storage calls per record, when one fails without an answer
+_RETRY_PAUSE_S = 0.05  # doubled after each failed attempt
 
 
 def now_us() -> int:
@@ -67,8 +72,16 @@ async def write_record(
     head: RefHead,
     action: RefAction,
     snapshot_id: str | None,
+    operation: str,
 ) -> RefRecord | None:
-    """Create the record after ``head``; None if another writer created it first."""
+    """Create the record after ``head``; None if another writer created it first.
+
+    ``operation`` identifies the caller's operation (`new_operation`). When the storage call
+    fails, the record may have landed anyway (a timeout or reset after the write, a 5xx after
+    success): the key is read back, and a record naming ``operation`` counts as written. One
+    that names another operation means the race was lost; no record means the write did not
+    happen, and it is tried again, up to `_CREATE_ATTEMPTS` times in all.
+    """
     previous = head.record.snapshot_id if head.record else None
     record = RefRecord(
         ref=f"{head.kind}.{head.name}",
@@ -77,10 +90,56 @@ async def write_record(
         snapshot_id=snapshot_id,
         previous_snapshot_id=previous,
         written_at=now_us(),
+        operation=operation,
     )
     key = ref_record_key(head.kind, head.name, record.seq)
-    created = await storage.put_if_absent(key, encode_ref_record(record))
-    return record if created else None
+    data = encode_ref_record(record)
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            created = await storage.put_if_absent(key, data)
+        except InvalidKeyError:
+            raise
+        except Exception as exc:
+            landed = await _read_back(storage, key, exc)
+            if landed is None and attempt + 1 < _CREATE_ATTEMPTS:
+                await asyncio.sleep(_RETRY_PAUSE_S * 2**attempt)
+                continue
+            if landed is None:
+                raise
+            return landed if landed.operation == operation else None
+        return record if created else None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _read_back(storage: Storage, key: str, failure: Exception) -> RefRecord | None:
+    """The record at ``key`` after a failed create, None if there is none; else ``failure``."""
+    try:
+        return await _read_record(storage, key)
+    except ObjectNotFoundError:
+        return None
+    except Exception as exc:
+        raise failure from exc
+
+
+async def find_operation(
+    storage: Storage, kind: RefKind, name: str, operations: Collection[str], after_seq: int
+) -> RefRecord | None:
+    """The newest record of ``kind.name`` after ``after_seq`` written by one of ``operations``.
+
+    For an operation whose last attempt failed without an answer: did it land after all?
+    Reads only the records written since ``after_seq`` (newest first).
+    """
+    head = await read_head(storage, kind, name)
+    if head.record is None or head.record.seq <= after_seq:
+        return None
+    keys = await storage.list(ref_dir(kind, name), limit=head.record.seq - after_seq)
+    records = await asyncio.gather(*(_read_record(storage, key) for key in keys))
+    return next((r for r in records if r.operation in operations and r.seq > after_seq), None)
+
+
+def new_operation() -> str:
+    """A fresh operation id, recorded in the ref records the operation writes."""
+    return new_id()
 
 
 async def list_names(storage: Storage, kind: RefKind) -> list[str]:

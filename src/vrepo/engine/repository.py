@@ -17,7 +17,17 @@ from vrepo.engine.history import History
 from vrepo.engine.listing import NodeInfo, list_nodes
 from vrepo.engine.objects import ObjectIO
 from vrepo.engine.reference import resolve_revision
-from vrepo.engine.refs import RefHead, RefKind, history, list_names, now_us, read_head, write_record
+from vrepo.engine.refs import (
+    RefAction,
+    RefHead,
+    RefKind,
+    history,
+    list_names,
+    new_operation,
+    now_us,
+    read_head,
+    write_record,
+)
 from vrepo.engine.session import Session
 from vrepo.engine.snapshot_info import SnapshotInfo
 from vrepo.errors import (
@@ -112,7 +122,8 @@ class Repository:
                 f"another process created a repository at {storage.url} at the same time; "
                 "open it with Repository.open"
             )
-        await write_record(storage, RefHead("branch", "main", None), "create", first.id)
+        main = RefHead("branch", "main", None)
+        await write_record(storage, main, "create", first.id, new_operation())
         return repo
 
     @classmethod
@@ -310,14 +321,22 @@ class Repository:
     # --- branches --------------------------------------------------------------------------
 
     def create_branch(self, name: str, snapshot_id: str) -> None:
-        """Create branch ``name`` pointing at ``snapshot_id`` (a deleted name may be reused)."""
+        """Create branch ``name`` pointing at ``snapshot_id`` (a deleted name may be reused).
+
+        Creating a branch that was just created at the same snapshot (a retry after an
+        error that left it unclear whether the first call worked) returns normally.
+        """
         head = run_sync(read_head(self._storage, "branch", name))
         if head.exists:
+            if _created_at(head, snapshot_id):
+                return
             raise RefExistsError(
                 f"branch {name!r} already exists; move it with reset_branch or pick another name"
             )
         self._check_snapshot(snapshot_id)
-        if run_sync(write_record(self._storage, head, "create", snapshot_id)) is None:
+        if self._write(head, "create", snapshot_id) is None:
+            if _created_at(run_sync(read_head(self._storage, "branch", name)), snapshot_id):
+                return
             raise RefExistsError(f"branch {name!r} was created by someone else just now")
 
     def list_branches(self) -> list[str]:
@@ -332,18 +351,22 @@ class Repository:
         """Point branch ``name`` at ``snapshot_id`` (recorded in the branch's history)."""
         head = self._existing_head("branch", name)
         self._check_snapshot(snapshot_id)
-        if run_sync(write_record(self._storage, head, "reset", snapshot_id)) is None:
+        if self._write(head, "reset", snapshot_id) is None:
+            if self._existing_head("branch", name).record.snapshot_id == snapshot_id:
+                return
             raise ConflictError(f"branch {name!r} moved while resetting it; try again")
 
     def delete_branch(self, name: str) -> None:
-        """Delete branch ``name`` (its history stays readable through its snapshots)."""
+        """Delete branch ``name`` (its history stays readable through its snapshots).
+
+        Deleting a branch that is already deleted returns normally; one that never existed
+        raises `RefNotFoundError`.
+        """
         if name == "main":
             raise InvalidArgumentError(
                 "the main branch cannot be deleted; reset it with reset_branch instead"
             )
-        head = self._existing_head("branch", name)
-        if run_sync(write_record(self._storage, head, "delete", None)) is None:
-            raise ConflictError(f"branch {name!r} moved while deleting it; try again")
+        self._delete("branch", name)
 
     def branch_history(self, name: str) -> list[RefRecord]:
         """Every move of branch ``name``, newest first: create, commit, reset, delete."""
@@ -355,16 +378,25 @@ class Repository:
     # --- tags --------------------------------------------------------------------------------
 
     def create_tag(self, name: str, snapshot_id: str) -> None:
-        """Tag ``snapshot_id`` as ``name``. Tags never move, and names are never reused."""
+        """Tag ``snapshot_id`` as ``name``. Tags never move, and names are never reused.
+
+        Creating a tag that already points at ``snapshot_id`` (a retry after an error that
+        left it unclear whether the first call worked) returns normally.
+        """
         head = run_sync(read_head(self._storage, "tag", name))
         if head.record is not None:
+            if head.exists and head.record.snapshot_id == snapshot_id:
+                return
             state = "exists" if head.exists else "existed and was deleted"
             raise RefExistsError(
                 f"tag {name!r} {state}; tags never move and their names are not reused, "
                 "so choose another name"
             )
         self._check_snapshot(snapshot_id)
-        if run_sync(write_record(self._storage, head, "create", snapshot_id)) is None:
+        if self._write(head, "create", snapshot_id) is None:
+            again = run_sync(read_head(self._storage, "tag", name))
+            if again.exists and again.record.snapshot_id == snapshot_id:
+                return
             raise RefExistsError(f"tag {name!r} was created by someone else just now")
 
     def list_tags(self) -> list[str]:
@@ -376,7 +408,32 @@ class Repository:
         return self._existing_head("tag", name).record.snapshot_id
 
     def delete_tag(self, name: str) -> None:
-        """Delete tag ``name``; the name stays reserved so it can never point elsewhere."""
-        head = self._existing_head("tag", name)
-        if run_sync(write_record(self._storage, head, "delete", None)) is None:
-            raise RefExistsError(f"tag {name!r} was deleted by someone else just now")
+        """Delete tag ``name``; the name stays reserved so it can never point elsewhere.
+
+        Deleting a tag that is already deleted returns normally; one that never existed
+        raises `RefNotFoundError`.
+        """
+        self._delete("tag", name)
+
+    def _delete(self, kind: RefKind, name: str) -> None:
+        head = run_sync(read_head(self._storage, kind, name))
+        if head.record is not None and not head.exists:
+            return  # deleted already: by this caller's earlier try, or by someone else
+        head = self._existing_head(kind, name)
+        if self._write(head, "delete", None) is None:
+            if not run_sync(read_head(self._storage, kind, name)).exists:
+                return
+            raise ConflictError(f"{kind} {name!r} moved while deleting it; try again")
+
+    def _write(self, head: RefHead, action: RefAction, snapshot_id: str | None) -> RefRecord | None:
+        """Write the ref record after ``head`` as one operation (see `write_record`)."""
+        return run_sync(write_record(self._storage, head, action, snapshot_id, new_operation()))
+
+
+def _created_at(head: RefHead, snapshot_id: str) -> bool:
+    """Whether the ref's newest record is its creation at ``snapshot_id``."""
+    return (
+        head.record is not None
+        and head.record.action == "create"
+        and head.record.snapshot_id == snapshot_id
+    )

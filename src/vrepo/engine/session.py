@@ -22,7 +22,14 @@ from vrepo.engine.content import ChangeSummary, Content
 from vrepo.engine.forks import ForkRecord, merge_fork_changes
 from vrepo.engine.objects import ObjectIO
 from vrepo.engine.rebase import check_solver, rebase_onto_head
-from vrepo.engine.refs import RefHead, read_head, write_record
+from vrepo.engine.refs import (
+    RefAction,
+    RefHead,
+    find_operation,
+    new_operation,
+    read_head,
+    write_record,
+)
 from vrepo.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -64,6 +71,9 @@ class Session:
         self._store: Store | None = None
         self._commit_attempts = 0
         self._pending_changes: ChangeSet | None = None  # a fork's changes until it loads
+        # Operations whose ref write failed without an answer, and the branch record after
+        # which to look for them: the next commit or amend checks whether one landed.
+        self._unanswered: tuple[frozenset[str], int] | None = None
 
     # --- properties ------------------------------------------------------------------------
 
@@ -188,6 +198,8 @@ class Session:
     ) -> str:
         """Async form of `commit`."""
         self._check_writable()
+        if (landed := await self._landed_earlier()) is not None:
+            return landed
         if not isinstance(message, str):
             raise InvalidArgumentError(
                 f"commit message must be a str, not {type(message).__name__}"
@@ -202,15 +214,18 @@ class Session:
             )
         config = self._objects.config
         durable: set[str] = set()
+        operation = new_operation()
         for attempt in range(config.commit_retries + 1):
             if attempt:  # lost the race: wait, then rebase onto the newest head and go at once
+                if (landed := await self._landed_earlier()) is not None:
+                    return landed
                 await asyncio.sleep(backoff_seconds(attempt, config))
                 await self._rebase(rebase_with)
                 content = self._content
             snapshot, keys = await content.flush(message, metadata)
             await self._objects.make_durable([k for k in keys if k not in durable])
             durable.update(keys)
-            record = await write_record(self._objects.storage, self._head, "commit", snapshot.id)
+            record = await self._publish(self._head, "commit", snapshot.id, operation)
             if record is not None:
                 self._advance(record, snapshot)
                 self._commit_attempts = attempt + 1
@@ -232,6 +247,8 @@ class Session:
 
     async def _amend(self, message: str, metadata: dict[str, Any] | None) -> str:
         self._check_writable()
+        if (landed := await self._landed_earlier()) is not None:
+            return landed
         metadata = validated_metadata(metadata)
         content = await self._ensure_content()
         storage, branch = self._objects.storage, self._head.name
@@ -246,7 +263,7 @@ class Session:
         base_log = await self._objects.get_transaction_log(self._snapshot_id)
         snapshot, keys = await content.flush(message, metadata, amending=base_log)
         await self._objects.make_durable(keys)
-        record = await write_record(storage, head, "amend", snapshot.id)
+        record = await self._publish(head, "amend", snapshot.id, new_operation())
         if record is None:
             raise ConflictError(
                 f"another commit landed on {branch!r} while amending; nothing was changed. "
@@ -255,12 +272,44 @@ class Session:
         self._advance(record, snapshot)
         return snapshot.id
 
+    async def _publish(
+        self, head: RefHead, action: RefAction, snapshot_id: str, operation: str
+    ) -> RefRecord | None:
+        """Write the branch record after ``head``; remember ``operation`` if it went unanswered."""
+        try:
+            return await write_record(self._objects.storage, head, action, snapshot_id, operation)
+        except Exception:
+            after = head.record.seq if head.record is not None else -1
+            if self._unanswered is not None:
+                earlier, after = self._unanswered[0], min(after, self._unanswered[1])
+            else:
+                earlier = frozenset()
+            self._unanswered = (earlier | {operation}, after)
+            raise
+
+    async def _landed_earlier(self) -> str | None:
+        """If a commit or amend whose write went unanswered landed after all, adopt it.
+
+        Returns the snapshot id it published (the session continues from it, as after a
+        successful commit), or None when none of them is on the branch.
+        """
+        if self._unanswered is None:
+            return None
+        operations, after = self._unanswered
+        storage, branch = self._objects.storage, self._head.name
+        record = await find_operation(storage, "branch", branch, operations, after)
+        if record is None:
+            return None
+        self._advance(record, await self._objects.get_snapshot(record.snapshot_id))
+        return record.snapshot_id
+
     def _advance(self, record: RefRecord, snapshot: Snapshot) -> None:
         """After publishing ``snapshot``: continue from it, with no changes and no forks."""
         self._head = RefHead("branch", self._head.name, record)
         self._snapshot_id = snapshot.id
         self._content = Content(self._objects, snapshot)
         self._forks.clear()
+        self._unanswered = None
 
     def rebase(self, solver: Solver = "fail") -> None:
         """Move this session's changes onto the branch's current head, without committing.

@@ -27,7 +27,10 @@ class RefRecord(msgspec.Struct, frozen=True):
     """One write-once record of a ref ("branch.main", "tag.v1").
 
     ``snapshot_id`` None means the ref is deleted as of this record. ``written_at`` is
-    microseconds since the Unix epoch (UTC).
+    microseconds since the Unix epoch (UTC). ``operation`` is the random id of the operation
+    that wrote the record (a commit, with all its retries, or a tag or branch change), so a
+    writer whose storage call failed after the record landed recognises its own write;
+    records written before vrepo recorded it have None.
     """
 
     ref: str
@@ -36,6 +39,7 @@ class RefRecord(msgspec.Struct, frozen=True):
     snapshot_id: str | None
     previous_snapshot_id: str | None
     written_at: int
+    operation: str | None = None
 
     def __post_init__(self) -> None:
         if self.action not in REF_ACTIONS:
