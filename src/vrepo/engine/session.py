@@ -9,11 +9,13 @@ A `ForkSession` is a small picklable child for workers: it writes, its parent me
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vrepo._sync import run_sync
+from vrepo.engine import turns
 from vrepo.engine._html import session_html
 from vrepo.engine.changeset import ChangeSet, OnConflict
 from vrepo.engine.commit_rules import backoff_seconds, validated_metadata
@@ -213,23 +215,37 @@ class Session:
                 "record an empty commit)"
             )
         config = self._objects.config
+        storage, branch = self._objects.storage, self._head.name
         durable: set[str] = set()
         operation = new_operation()
-        for attempt in range(config.commit_retries + 1):
-            if attempt:  # lost the race: wait, then rebase onto the newest head and go at once
-                if (landed := await self._landed_earlier()) is not None:
-                    return landed
-                await asyncio.sleep(backoff_seconds(attempt, config))
-                await self._rebase(rebase_with)
-                content = self._content
-            snapshot, keys = await content.flush(message, metadata)
-            await self._objects.make_durable([k for k in keys if k not in durable])
-            durable.update(keys)
-            record = await self._publish(self._head, "commit", snapshot.id, operation)
-            if record is not None:
-                self._advance(record, snapshot)
-                self._commit_attempts = attempt + 1
-                return snapshot.id
+        turn = None
+        try:
+            for attempt in range(config.commit_retries + 1):
+                if attempt:  # lost the race
+                    if (landed := await self._landed_earlier()) is not None:
+                        return landed
+                    turns.note_lost_race(storage, branch)
+                    if turn is None or turn.claim_key is None:
+                        await asyncio.sleep(backoff_seconds(attempt, config))
+                if attempt or turns.is_contended(storage, branch):
+                    await turns.release(storage, turn)
+                    turn = await turns.take_turn(
+                        storage, branch, operation, lambda: self._rebase(rebase_with)
+                    )
+                    await self._rebase(rebase_with)
+                    content = self._content
+                started = time.monotonic()
+                snapshot, keys = await content.flush(message, metadata)
+                await self._objects.make_durable([k for k in keys if k not in durable])
+                durable.update(keys)
+                record = await self._publish(self._head, "commit", snapshot.id, operation)
+                turns.note_attempt(storage, branch, time.monotonic() - started)
+                if record is not None:
+                    self._advance(record, snapshot)
+                    self._commit_attempts = attempt + 1
+                    return snapshot.id
+        finally:
+            await turns.release(storage, turn)
         raise ConflictError(
             f"gave up committing to {self._head.name!r} after {config.commit_retries} retries: "
             "other writers kept winning. Your changes are kept in the session; commit again, "

@@ -59,6 +59,14 @@ from vrepo.format.transaction import (
     encode_transaction_log,
     union_of_logs,
 )
+from vrepo.format.turn import (
+    TURNS_PREFIX,
+    TurnClaim,
+    decode_turn_claim,
+    encode_turn_claim,
+    turn_dir,
+    turn_key,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -68,6 +76,7 @@ __all__ = [
     "REF_ACTIONS",
     "REF_KINDS",
     "REPO_INFO_KEY",
+    "TURNS_PREFIX",
     "ArrayChunkChanges",
     "ChunkRef",
     "FileType",
@@ -80,6 +89,7 @@ __all__ = [
     "RepoInfo",
     "Snapshot",
     "TransactionLog",
+    "TurnClaim",
     "array_to_ids",
     "bytes_to_id",
     "decode_binary",
@@ -88,12 +98,14 @@ __all__ = [
     "decode_repo_info",
     "decode_snapshot",
     "decode_transaction_log",
+    "decode_turn_claim",
     "encode_binary",
     "encode_json_record",
     "encode_ref_record",
     "encode_repo_info",
     "encode_snapshot",
     "encode_transaction_log",
+    "encode_turn_claim",
     "id_to_bytes",
     "ids_to_array",
     "is_valid_id",
@@ -102,6 +114,8 @@ __all__ = [
     "ref_dir",
     "ref_record_key",
     "seq_from_record_key",
+    "turn_dir",
+    "turn_key",
     "union_of_logs",
     "validate_ref_name",
 ]

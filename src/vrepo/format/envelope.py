@@ -47,6 +47,7 @@ class FileType(enum.IntEnum):
     TRANSACTION_LOG = 3
     REF = 10
     REPO_INFO = 11
+    TURN = 12
 
     @property
     def label(self) -> str:

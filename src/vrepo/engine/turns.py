@@ -1,0 +1,139 @@
+"""Taking turns on a contended branch, so that losers of a commit race queue instead of storming.
+
+Without help, N committers to one branch redo their whole commit (rebase, write manifests and
+snapshot, make them durable) after every lost race, and only one of them can win each round:
+the work grows like N², and exponential backoff lets fresh commits overtake old ones. So a
+commit that lost a race (or runs in a process that lost one lately) queues: it claims the
+first free record number with a tiny write-once claim (`vrepo.format.turn`) and waits, polling
+only for the record before its own, then rebases and commits once. The claim is a hint: the
+ref record's atomic create still decides every commit, a committer that cannot claim goes
+ahead anyway, and a predecessor whose record does not appear within its lease (the claimant
+died) is raced past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from vrepo.engine.refs import RefHead, now_us, read_head
+from vrepo.format import (
+    TurnClaim,
+    encode_turn_claim,
+    ref_record_key,
+    seq_from_record_key,
+    turn_dir,
+    turn_key,
+)
+from vrepo.storage import Storage
+
+CONTENDED_FOR_S = 60.0  # after a lost race, this process takes turns on the branch this long
+_MIN_POLL_S, _MAX_POLL_S = 0.0005, 0.1
+_MIN_LEASE_S, _MAX_LEASE_S = 1.0, 10.0
+_LEASE_POLLS = 200  # a claim's lease, in the claimant's typical attempt durations
+_CLAIM_TRIES = 64  # claims tried one after another when others take the same numbers
+_CLAIM_CHECK_EVERY = 8  # polls of the record per check that its claim is still there
+
+_DEFAULT_ATTEMPT_S = 0.01  # before this process has timed an attempt
+
+# In this process, per (storage url, branch): when a commit last lost a race, and how long a
+# commit attempt (making its objects durable and writing the record) typically takes.
+_last_lost: dict[tuple[str, str], float] = {}
+_attempt_s: dict[tuple[str, str], float] = {}
+
+
+def note_lost_race(storage: Storage, branch: str) -> None:
+    """Remember that a commit to ``branch`` lost a race in this process just now."""
+    _last_lost[storage.url, branch] = time.monotonic()
+
+
+def note_attempt(storage: Storage, branch: str, seconds: float) -> None:
+    """Fold the duration of one commit attempt into this process's typical duration."""
+    key = (storage.url, branch)
+    typical = _attempt_s.get(key)
+    _attempt_s[key] = seconds if typical is None else 0.8 * typical + 0.2 * seconds
+
+
+def is_contended(storage: Storage, branch: str) -> bool:
+    """Whether a commit to ``branch`` lost a race in this process within `CONTENDED_FOR_S`."""
+    lost = _last_lost.get((storage.url, branch))
+    return lost is not None and time.monotonic() - lost < CONTENDED_FOR_S
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The head to build on, and the claim held on its next record (None: none held)."""
+
+    head: RefHead
+    claim_key: str | None
+
+
+async def take_turn(
+    storage: Storage,
+    branch: str,
+    operation: str,
+    catch_up: Callable[[], Awaitable[object]] | None = None,
+) -> Turn:
+    """Queue for a record of ``branch`` and wait until the one before it exists.
+
+    Claims the first record number that neither exists nor is claimed (one listing of the
+    newest claim, then put_if_absent), so committers take turns in the order they queued.
+    How long a commit attempt typically takes here paces the waiting (a committer k places
+    back sleeps about k attempts before it polls) and sets the lease after which a
+    predecessor that wrote nothing is presumed gone. ``catch_up`` (a rebase onto the current
+    head) runs once while waiting, so the commits that landed meanwhile are checked off the
+    critical path and only the last few remain when the turn comes.
+    """
+    attempt_s = _attempt_s.get((storage.url, branch), _DEFAULT_ATTEMPT_S)
+    poll = min(max(attempt_s / 2, _MIN_POLL_S), _MAX_POLL_S)
+    lease = min(max(attempt_s * _LEASE_POLLS, _MIN_LEASE_S), _MAX_LEASE_S)
+    head = await read_head(storage, "branch", branch)
+    if not head.exists:
+        return Turn(head, None)  # deleted: the rebase says so
+    try:
+        newest = await storage.list(turn_dir(branch), limit=1)
+        seq = max(head.next_seq, seq_from_record_key(newest[0]) + 1 if newest else 0)
+        for _ in range(_CLAIM_TRIES):
+            claim = TurnClaim(branch, seq, operation, now_us())
+            if await storage.put_if_absent(turn_key(branch, seq), encode_turn_claim(claim)):
+                break
+            seq += 1
+        else:
+            return Turn(head, None)
+    except Exception:  # a hint only: never fail a commit over it
+        return Turn(head, None)
+    if seq > head.next_seq:
+        ahead = seq - head.next_seq  # records to be written before ours
+        await asyncio.sleep((ahead - 1) * attempt_s * random.uniform(0.7, 0.9))
+        if catch_up is not None and ahead > 1:
+            await catch_up()
+        with contextlib.suppress(Exception):  # polling is a hint too: then go ahead
+            await _wait_for(storage, branch, seq - 1, poll, lease)
+        head = await read_head(storage, "branch", branch)
+    return Turn(head, turn_key(branch, seq))
+
+
+async def _wait_for(storage: Storage, branch: str, seq: int, poll: float, lease: float) -> None:
+    """Until record ``seq`` exists, its claim is withdrawn, or ``lease`` seconds pass."""
+    record, claim = ref_record_key("branch", branch, seq), turn_key(branch, seq)
+    deadline = time.monotonic() + lease
+    for polls in itertools.count():
+        if await storage.exists(record):
+            return
+        if polls % _CLAIM_CHECK_EVERY == _CLAIM_CHECK_EVERY - 1 and not await storage.exists(claim):
+            return  # withdrawn (its commit failed or went elsewhere): our turn now
+        if time.monotonic() > deadline:
+            return  # the claimant seems gone: race for the record
+        await asyncio.sleep(poll * random.uniform(0.5, 1.5))
+
+
+async def release(storage: Storage, turn: Turn | None) -> None:
+    """Remove a held claim (best effort: a claim left behind only delays, up to its lease)."""
+    if turn is not None and turn.claim_key is not None:
+        with contextlib.suppress(Exception):
+            await storage.delete(turn.claim_key)
