@@ -25,7 +25,7 @@ from vrepo.engine.refs import RefHead, now_us, read_head
 from vrepo.format import (
     TurnClaim,
     encode_turn_claim,
-    ref_record_key,
+    ref_dir,
     seq_from_record_key,
     turn_dir,
     turn_key,
@@ -33,7 +33,7 @@ from vrepo.format import (
 from vrepo.storage import Storage
 
 CONTENDED_FOR_S = 60.0  # after a lost race, this process takes turns on the branch this long
-_MIN_POLL_S, _MAX_POLL_S = 0.0005, 0.1
+_MIN_POLL_S, _MAX_STEP_S = 0.0005, 1.0
 _MIN_LEASE_S, _MAX_LEASE_S = 1.0, 10.0
 _LEASE_POLLS = 200  # a claim's lease, in the claimant's typical attempt durations
 _CLAIM_TRIES = 64  # claims tried one after another when others take the same numbers
@@ -41,10 +41,12 @@ _CLAIM_CHECK_EVERY = 8  # polls of the record per check that its claim is still 
 
 _DEFAULT_ATTEMPT_S = 0.01  # before this process has timed an attempt
 
-# In this process, per (storage url, branch): when a commit last lost a race, and how long a
-# commit attempt (making its objects durable and writing the record) typically takes.
+# In this process, per (storage url, branch): when a commit last lost a race, how long a
+# commit attempt (making its objects durable and writing the record) typically takes, and
+# how fast records land on the branch while committers queue.
 _last_lost: dict[tuple[str, str], float] = {}
 _attempt_s: dict[tuple[str, str], float] = {}
+_pace_s: dict[tuple[str, str], float] = {}  # seconds between records landing, seen waiting
 
 
 def note_lost_race(storage: Storage, branch: str) -> None:
@@ -83,15 +85,11 @@ async def take_turn(
 
     Claims the first record number that neither exists nor is claimed (one listing of the
     newest claim, then put_if_absent), so committers take turns in the order they queued.
-    How long a commit attempt typically takes here paces the waiting (a committer k places
-    back sleeps about k attempts before it polls) and sets the lease after which a
-    predecessor that wrote nothing is presumed gone. ``catch_up`` (a rebase onto the current
-    head) runs once while waiting, so the commits that landed meanwhile are checked off the
-    critical path and only the last few remain when the turn comes.
+    ``catch_up`` (a rebase onto the current head) runs whenever commits landed while waiting,
+    so they are checked off the critical path and only the last one remains when the turn
+    comes.
     """
     attempt_s = _attempt_s.get((storage.url, branch), _DEFAULT_ATTEMPT_S)
-    poll = min(max(attempt_s / 2, _MIN_POLL_S), _MAX_POLL_S)
-    lease = min(max(attempt_s * _LEASE_POLLS, _MIN_LEASE_S), _MAX_LEASE_S)
     head = await read_head(storage, "branch", branch)
     if not head.exists:
         return Turn(head, None)  # deleted: the rebase says so
@@ -108,28 +106,56 @@ async def take_turn(
     except Exception:  # a hint only: never fail a commit over it
         return Turn(head, None)
     if seq > head.next_seq:
-        ahead = seq - head.next_seq  # records to be written before ours
-        await asyncio.sleep((ahead - 1) * attempt_s * random.uniform(0.7, 0.9))
-        if catch_up is not None and ahead > 1:
-            await catch_up()
-        with contextlib.suppress(Exception):  # polling is a hint too: then go ahead
-            await _wait_for(storage, branch, seq - 1, poll, lease)
+        with contextlib.suppress(Exception):  # waiting is a hint too: then go ahead
+            await _wait_until_next(storage, branch, head.record.seq, seq, attempt_s, catch_up)
         head = await read_head(storage, "branch", branch)
     return Turn(head, turn_key(branch, seq))
 
 
-async def _wait_for(storage: Storage, branch: str, seq: int, poll: float, lease: float) -> None:
-    """Until record ``seq`` exists, its claim is withdrawn, or ``lease`` seconds pass."""
-    record, claim = ref_record_key("branch", branch, seq), turn_key(branch, seq)
-    deadline = time.monotonic() + lease
+async def _wait_until_next(
+    storage: Storage,
+    branch: str,
+    head_seq: int,
+    seq: int,
+    attempt_s: float,
+    catch_up: Callable[[], Awaitable[object]] | None,
+) -> None:
+    """Wait until record ``seq - 1`` exists, its claim is withdrawn, or the queue stalls.
+
+    Sleeps in proportion to the records still to come before ours, at the pace records have
+    been landing on the branch (learned here, per branch), so a long queue costs a few head
+    listings per committer, not a poll every few milliseconds. The queue has stalled when no
+    record landed for a lease (1-10 s, 200 attempt durations): the claimant ahead died.
+    """
+    key = (storage.url, branch)
+    pace = _pace_s.get(key, 2 * attempt_s)
+    lease = min(max(attempt_s * _LEASE_POLLS, _MIN_LEASE_S), _MAX_LEASE_S)
+    seen_seq, seen_at = head_seq, time.monotonic()
     for polls in itertools.count():
-        if await storage.exists(record):
+        ahead = seq - 1 - seen_seq  # records still to be written before ours
+        if ahead <= 0:
             return
-        if polls % _CLAIM_CHECK_EVERY == _CLAIM_CHECK_EVERY - 1 and not await storage.exists(claim):
+        step = pace / 4 if ahead == 1 else pace * (ahead - 1) * 0.5
+        await asyncio.sleep(min(max(step, _MIN_POLL_S), _MAX_STEP_S) * random.uniform(0.8, 1.2))
+        newest = await storage.list(ref_dir("branch", branch), limit=1)
+        now_seq, now = seq_from_record_key(newest[0]) if newest else seen_seq, time.monotonic()
+        if now_seq > seen_seq:
+            # Seen only when we look, so an interval overstates the pace; keep it within
+            # 1-3 attempt durations (an attempt is most of the work between two records).
+            observed = (now - seen_at) / (now_seq - seen_seq)
+            pace = min(max(0.7 * pace + 0.3 * observed, attempt_s), 3 * attempt_s)
+            _pace_s[key] = pace
+            seen_seq, seen_at = now_seq, now
+            if catch_up is not None and now_seq < seq - 1:
+                await catch_up()  # check what landed so far now, not in our turn
+        elif now - seen_at > lease:
+            return  # nothing landed for a lease: the claimant ahead seems gone
+        elif (
+            ahead == 1
+            and polls % _CLAIM_CHECK_EVERY == _CLAIM_CHECK_EVERY - 1
+            and not await storage.exists(turn_key(branch, seq - 1))
+        ):
             return  # withdrawn (its commit failed or went elsewhere): our turn now
-        if time.monotonic() > deadline:
-            return  # the claimant seems gone: race for the record
-        await asyncio.sleep(poll * random.uniform(0.5, 1.5))
 
 
 async def release(storage: Storage, turn: Turn | None) -> None:
