@@ -316,7 +316,7 @@ def test_factories(tmp_path: Path) -> None:
         as_storage(tmp_path, {"region": "x"})
     with pytest.raises(InvalidArgumentError, match="storage_options apply only to s3://"):
         as_storage(memory, {"region": "x"})
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidArgumentError, match="got int"):
         as_storage(42)  # type: ignore[arg-type]
 
 

@@ -29,7 +29,7 @@ from vrepo.format import (
     is_valid_id,
     new_id,
 )
-from vrepo.storage import Storage
+from vrepo.storage import Storage, guarded, unguarded
 
 T = TypeVar("T")
 
@@ -119,16 +119,16 @@ class ObjectIO:
     """Reads and writes snapshots, manifests, transaction logs and chunks of one repository."""
 
     def __init__(self, storage: Storage, config: RepoConfig) -> None:
-        self.storage = storage
+        self.storage = guarded(storage)  # whatever it raises reaches users as StorageError
         self.config = config
         self._snapshots = _SingleFlightCache(256)
         self._manifests = _SingleFlightCache(64)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"storage": self.storage, "config": self.config}
+        return {"storage": unguarded(self.storage), "config": self.config}  # guarded on load
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.storage = state["storage"]
+        self.storage = guarded(state["storage"])
         self.config = state["config"]
         self._snapshots, self._manifests = _process_caches(self.storage.url)
 

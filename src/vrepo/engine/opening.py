@@ -8,7 +8,7 @@ from typing import Any
 from vrepo.engine.reference import parse_reference
 from vrepo.engine.repository import Repository
 from vrepo.engine.session import Session
-from vrepo.errors import RepositoryNotFoundError
+from vrepo.errors import InvalidArgumentError, RepositoryNotFoundError
 from vrepo.storage import as_storage
 
 
@@ -21,6 +21,10 @@ def split_reference(
     before the last ``@`` points but one exists at the whole text (a folder named ``a@b``),
     that one is opened, without a revision. ``storage_options`` configure ``s3://`` URLs.
     """
+    if not isinstance(text, str | os.PathLike):
+        raise InvalidArgumentError(
+            f"a reference is a str or path such as 'data/r.vrepo@v1', got {type(text).__name__}"
+        )
     text = os.fspath(text)
     parsed = parse_reference(text)
     try:

@@ -52,7 +52,7 @@ from vrepo.format import (
     encode_repo_info,
     new_id,
 )
-from vrepo.storage import Storage, as_storage
+from vrepo.storage import Storage, as_storage, guarded, unguarded
 
 INITIAL_MESSAGE = "Repository initialized"
 
@@ -65,6 +65,23 @@ def _configured_repo_config() -> RepoConfig:
         commit_backoff_ms=_settings.get("repository.commit-backoff-ms"),
         commit_backoff_max_ms=_settings.get("repository.commit-backoff-max-ms"),
     )
+
+
+def _checked_config(config: object) -> RepoConfig | None:
+    """``config`` if it is a `RepoConfig` or None; else `InvalidArgumentError`, before any
+    storage is touched (a config of the wrong type used to write an unreadable repo.json)."""
+    if config is None or isinstance(config, RepoConfig):
+        return config
+    raise InvalidArgumentError(
+        f"config must be a vrepo.RepoConfig or None, got {type(config).__name__} {config!r}; "
+        "for example config=vrepo.RepoConfig(inline_threshold_bytes=1024)"
+    )
+
+
+def _storage_of(storage: Storage | str | os.PathLike[str]) -> Storage:
+    """The storage a user's argument names, wrapped once so that whatever the backend raises
+    reaches the user as `StorageError` (see `vrepo.storage.guarded`)."""
+    return guarded(as_storage(storage))
 
 
 def _to_us(when: dt.datetime) -> int:
@@ -82,9 +99,9 @@ class Repository:
     """A vrepo repository: open with `Repository.open`, `create` or `open_or_create`."""
 
     def __init__(self, storage: Storage, info: RepoInfo) -> None:
-        self._storage = storage
+        self._storage = guarded(storage)  # every failure a StorageError (see storage._guarded)
         self._info = info
-        self._objects = ObjectIO(storage, info.config)
+        self._objects = ObjectIO(self._storage, info.config)
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -97,15 +114,20 @@ class Repository:
         Without ``config``, the settings come from vrepo's configuration (the
         ``repository.*`` keys, see `vrepo.config`).
         """
-        return run_sync(cls._create(as_storage(storage), config or _configured_repo_config()))
+        config = _checked_config(config)
+        if config is None:
+            config = _configured_repo_config()
+        return run_sync(cls._create(_storage_of(storage), config))
 
     @classmethod
     async def _create(cls, storage: Storage, config: RepoConfig) -> Repository:
+        storage = guarded(storage)
+        info = RepoInfo(format_version=FORMAT_VERSION, created_at=now_us(), config=config)
+        encoded_info = encode_repo_info(info)  # fails, if at all, before anything is written
         if await storage.exists(REPO_INFO_KEY):
             raise RepositoryExistsError(
                 f"a repository already exists at {storage.url}; open it with Repository.open"
             )
-        info = RepoInfo(format_version=FORMAT_VERSION, created_at=now_us(), config=config)
         repo = cls(storage, info)
         first = Snapshot(
             id=new_id(),
@@ -117,7 +139,7 @@ class Repository:
         )
         log = TransactionLog(first.id, (), (), (), (), (), ())
         await storage.make_durable(await repo._objects.put_snapshot(first, log))
-        if not await storage.put_if_absent(REPO_INFO_KEY, encode_repo_info(info)):
+        if not await storage.put_if_absent(REPO_INFO_KEY, encoded_info):
             raise RepositoryExistsError(
                 f"another process created a repository at {storage.url} at the same time; "
                 "open it with Repository.open"
@@ -129,10 +151,11 @@ class Repository:
     @classmethod
     def open(cls, storage: Storage | str | os.PathLike[str]) -> Repository:
         """Open an existing repository; `RepositoryNotFoundError` if there is none."""
-        return run_sync(cls._open(as_storage(storage)))
+        return run_sync(cls._open(_storage_of(storage)))
 
     @classmethod
     async def _open(cls, storage: Storage) -> Repository:
+        storage = guarded(storage)
         try:
             data = await storage.get(REPO_INFO_KEY)
         except ObjectNotFoundError:
@@ -146,7 +169,7 @@ class Repository:
         cls, storage: Storage | str | os.PathLike[str], config: RepoConfig | None = None
     ) -> Repository:
         """Open the repository at ``storage``, creating it first if there is none."""
-        storage = as_storage(storage)
+        storage, config = _storage_of(storage), _checked_config(config)
         try:
             return cls.open(storage)
         except RepositoryNotFoundError:
@@ -158,13 +181,14 @@ class Repository:
     @staticmethod
     def exists(storage: Storage | str | os.PathLike[str]) -> bool:
         """Whether a repository exists at ``storage``."""
-        return run_sync(as_storage(storage).exists(REPO_INFO_KEY))
+        return run_sync(_storage_of(storage).exists(REPO_INFO_KEY))
 
     # --- properties ------------------------------------------------------------------------
 
     @property
     def storage(self) -> Storage:
-        return self._storage
+        """The storage the repository was opened on (as given, not wrapped)."""
+        return unguarded(self._storage)
 
     @property
     def config(self) -> RepoConfig:
@@ -174,9 +198,12 @@ class Repository:
     def save_config(self, config: RepoConfig) -> None:
         """Persist a new configuration; later sessions use it."""
         if not isinstance(config, RepoConfig):
-            raise InvalidArgumentError("save_config takes a vrepo.RepoConfig")
+            raise InvalidArgumentError(
+                f"save_config takes a vrepo.RepoConfig, got {type(config).__name__}"
+            )
         info = RepoInfo(self._info.format_version, self._info.created_at, config)
-        run_sync(self._storage.put(REPO_INFO_KEY, encode_repo_info(info)))
+        encoded = encode_repo_info(info)  # before anything is written
+        run_sync(self._storage.put(REPO_INFO_KEY, encoded))
         self._info = info
         self._objects = ObjectIO(self._storage, config)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import operator
+
 import msgspec
+import msgspec.structs
 
 from vrepo.errors import FormatError, InvalidArgumentError
 from vrepo.format.envelope import (
@@ -34,15 +37,30 @@ class RepoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
     def __post_init__(self) -> None:
         limits = {
-            "inline_threshold_bytes": (0, MAX_INLINE_THRESHOLD),
-            "commit_retries": (0, 100_000),
-            "commit_backoff_ms": (0, 60_000),
-            "commit_backoff_max_ms": (0, 600_000),
+            "inline_threshold_bytes": (int, 0, MAX_INLINE_THRESHOLD),
+            "commit_retries": (int, 0, 100_000),
+            "commit_backoff_ms": (float, 0, 60_000),
+            "commit_backoff_max_ms": (float, 0, 600_000),
         }
-        for name, (low, high) in limits.items():
-            value = getattr(self, name)
+        for name, (kind, low, high) in limits.items():
+            value = _number(name, getattr(self, name), kind)
             if not low <= value <= high:
                 raise InvalidArgumentError(f"RepoConfig.{name} must be {low}..{high}, got {value}")
+            msgspec.structs.force_setattr(self, name, value)  # numpy numbers as plain ones
+
+
+def _number(name: str, value: object, kind: type[int] | type[float]) -> int | float:
+    """``value`` as a plain int (or float), or `InvalidArgumentError` naming the field, so
+    that a configuration is refused before it is written, never stored unreadable."""
+    try:
+        if isinstance(value, bool | str | bytes):
+            raise TypeError(type(value).__name__)
+        return operator.index(value) if kind is int else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        wanted = "an int" if kind is int else "a number"
+        raise InvalidArgumentError(
+            f"RepoConfig.{name} must be {wanted}, got {type(value).__name__} {value!r}"
+        ) from None
 
 
 class RepoInfo(msgspec.Struct, frozen=True):

@@ -9,9 +9,11 @@ object) into a `Storage`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from vrepo.errors import InvalidArgumentError, StorageError
+from vrepo.storage._guarded import guarded, unguarded
 from vrepo.storage.base import Storage
 from vrepo.storage.credentials import CredentialsSource, S3Credentials
 from vrepo.storage.fsspec_storage import FsspecStorage
@@ -19,6 +21,9 @@ from vrepo.storage.local import LocalStorage
 from vrepo.storage.memory import MemoryStorage
 from vrepo.storage.s3 import S3Storage
 
+_S3_OPTIONS = frozenset(
+    {"endpoint_url", "region", "anonymous", "credentials", "scatter_credentials"}
+)
 _SUPPORTED = (
     "plain paths and file:// URLs (local storage), s3://bucket/prefix URLs (S3 storage), "
     "or a Storage object (see vrepo.fsspec_storage for other filesystems)"
@@ -102,6 +107,11 @@ def as_storage(
     configured by ``storage_options`` (the keyword arguments of `s3_storage`). Lets
     user-facing functions take either a location or a configured storage.
     """
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise InvalidArgumentError(
+            "storage_options must be a dict of s3_storage keyword arguments, got "
+            f"{type(storage_options).__name__}"
+        )
     if isinstance(obj, Storage):
         _no_options(storage_options, "a Storage object")
         return obj
@@ -111,19 +121,32 @@ def as_storage(
             scheme = scheme.lower()
             if scheme == "s3":
                 bucket, _, prefix = rest.partition("/")
-                return s3_storage(bucket, prefix, **(storage_options or {}))
+                return _s3_from_url(bucket, prefix, storage_options or {})
             if scheme != "file":
                 raise StorageError(
                     f"unsupported storage URL scheme {scheme!r} in {obj!r}; supported are "
                     f"{_SUPPORTED}"
                 )
             obj = rest
-        _no_options(storage_options, "local storage")
-        return LocalStorage(obj)
-    if isinstance(obj, os.PathLike):
-        _no_options(storage_options, "local storage")
-        return LocalStorage(obj)
-    raise TypeError(f"expected {_SUPPORTED}, got {type(obj).__name__}")
+    elif not isinstance(obj, os.PathLike):
+        raise InvalidArgumentError(f"expected {_SUPPORTED}, got {type(obj).__name__}")
+    _no_options(storage_options, "local storage")
+    if not os.fspath(obj):
+        raise InvalidArgumentError(
+            "the storage location is an empty path; pass a directory such as "
+            "'data/my.vrepo', an s3://bucket/prefix URL, or a Storage object"
+        )
+    return LocalStorage(obj)
+
+
+def _s3_from_url(bucket: str, prefix: str, options: Mapping[str, Any]) -> S3Storage:
+    unknown = sorted(set(options) - _S3_OPTIONS)
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown storage_options {unknown} for an s3:// URL; the options are "
+            f"{sorted(_S3_OPTIONS)}"
+        )
+    return s3_storage(bucket, prefix, **options)
 
 
 def _no_options(storage_options: dict[str, Any] | None, what: str) -> None:
@@ -143,7 +166,9 @@ __all__ = [
     "Storage",
     "as_storage",
     "fsspec_storage",
+    "guarded",
     "local_storage",
     "memory_storage",
     "s3_storage",
+    "unguarded",
 ]

@@ -8,10 +8,11 @@ backend's temporary files (which start with '.').
 from __future__ import annotations
 
 import heapq
+import operator
 import re
 from collections.abc import Iterable
 
-from vrepo.errors import InvalidKeyError
+from vrepo.errors import InvalidArgumentError, InvalidKeyError
 
 MAX_KEY_LENGTH = 1024
 
@@ -77,22 +78,38 @@ def validate_prefix(prefix: str) -> str:
 
 
 def validate_byte_range(byte_range: tuple[int, int] | None) -> tuple[int, int] | None:
-    """Check a ``(start, end)`` half-open byte range: ``0 <= start <= end``."""
-    if byte_range is not None:
+    """Check a ``(start, end)`` half-open byte range (``0 <= start <= end``, integers) and
+    return it as two Python ints (numpy integers are accepted); `InvalidArgumentError` if not.
+
+    Negative values are refused rather than read as Python slices: S3 cannot express them
+    (only a suffix), and a negative offset is almost always an arithmetic slip.
+    """
+    if byte_range is None:
+        return None
+    try:
         start, end = byte_range
-        if start < 0 or end < start:
-            raise ValueError(
-                f"invalid byte range {byte_range!r}: expected (start, end) with 0 <= start <= end"
-            )
-    return byte_range
+        if isinstance(start, bool) or isinstance(end, bool):
+            raise TypeError("bool")
+        start, end = operator.index(start), operator.index(end)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"invalid byte range {byte_range!r}: expected a tuple (start, end) of two integers"
+        ) from None
+    if start < 0 or end < start:
+        raise InvalidArgumentError(
+            f"invalid byte range {byte_range!r}: expected (start, end) with 0 <= start <= end "
+            "(bytes [start, end) of the object; negative and suffix ranges are not supported, "
+            "read the whole object or compute the offsets from its size)"
+        )
+    return start, end
 
 
 def first_keys(keys: Iterable[str], limit: int | None) -> list[str]:
     """Sorted keys, or only the ``limit`` smallest of them (without sorting them all)."""
     if limit is None:
         return sorted(keys)
-    if limit < 0:
-        raise ValueError(f"list limit must be >= 0 or None, got {limit}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidArgumentError(f"list limit must be an int >= 0 or None, got {limit!r}")
     return heapq.nsmallest(limit, keys)
 
 

@@ -6,6 +6,14 @@ object keeps one client per running loop. The copies of one storage unpickled in
 share their clients by origin token (`clients_of`): a worker unpickles a copy per task, and a
 new client costs tens of milliseconds. Clients are closed when garbage collected or at exit,
 on their own loops where those still run. s3fs is imported only when a client is first made.
+
+At exit the closes must finish before the loops stop, or aiohttp and asyncio complain
+("Task was destroyed but it is pending", "Unclosed client session", "coroutine ... was
+never awaited"; dask workers printed them on exit). So one exit hook closes every client and
+waits for the closes, including those garbage collection scheduled just before; the
+finalizers of `Clients` do not run at exit. The hook is registered again whenever a loop
+gets its first client, so it runs before the exit hooks of libraries imported earlier, such
+as zarr's, which stops the loop that zarr-driven requests ran on.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 
 _CLOSE_DELAY = 300.0  # seconds an outdated client stays open for requests still using it
 _SHARED_CLIENTS = 8  # client sets of unpickled copies nobody holds, kept per process
+_EXIT_CLOSE_TIMEOUT = 2.0  # seconds the exit hook waits for clients to close
 
 
 class LoopClient:
@@ -72,7 +81,8 @@ class Clients:
         self.by_loop: dict[asyncio.AbstractEventLoop, LoopClient] = {}
         self.lock = threading.Lock()
         self.pid = os.getpid()
-        weakref.finalize(self, _close_all, self.by_loop)
+        # Not at exit: `_close_all_at_exit` closes all clients then, and waits for that.
+        weakref.finalize(self, _close_all, self.by_loop).atexit = False
         _all_clients.add(self)
 
     async def filesystem(
@@ -98,6 +108,7 @@ class Clients:
             if entry is None:
                 entry = LoopClient(new_filesystem(credentials), credentials)
                 self.by_loop[loop] = entry
+                _run_exit_hook_first()
             elif entry.credentials != credentials:  # refreshed (copies carry equal ones)
                 entry.replace(new_filesystem(credentials), credentials)
             retired = entry.take_retired(_CLOSE_DELAY) if entry.retired else []
@@ -200,36 +211,77 @@ def _abandon(fs: S3FileSystem) -> None:
                 connector._close()
 
 
-def _close_all(clients: dict[asyncio.AbstractEventLoop, LoopClient]) -> list[Any]:
-    """Finalizer of `Clients`: close each client on its loop, or abandon it.
-
-    Returns the futures of the closes scheduled on other loops.
-    """
-    scheduled = []
+def _close_all(clients: dict[asyncio.AbstractEventLoop, LoopClient]) -> None:
+    """Finalizer of `Clients`: close each client on its loop (see `_pending_closes`), or
+    abandon it where its loop no longer runs."""
     for loop, entry in list(clients.items()):
         for fs in entry.everything():
-            if loop.is_running() and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    scheduled.append(asyncio.run_coroutine_threadsafe(_close_filesystem(fs), loop))
-                    continue
-            _abandon(fs)
+            if not _schedule_close(fs, loop):
+                _abandon(fs)
     clients.clear()
-    return scheduled
 
 
-@atexit.register
+_pending_closes: set[concurrent.futures.Future[None]] = set()  # scheduled, not yet done
+_pending_lock = threading.Lock()
+
+
+def _schedule_close(fs: S3FileSystem, loop: asyncio.AbstractEventLoop) -> bool:
+    """Start closing ``fs`` on ``loop``, remembered until done; False if the loop is not
+    running (then nothing was scheduled)."""
+    if not loop.is_running() or loop.is_closed():
+        return False
+    closing = _close_filesystem(fs)
+    try:
+        future = asyncio.run_coroutine_threadsafe(closing, loop)
+    except RuntimeError:  # the loop closed meanwhile
+        closing.close()  # never started: no "coroutine was never awaited" warning
+        return False
+    with _pending_lock:
+        _pending_closes.add(future)
+    future.add_done_callback(_forget_close)
+    return True
+
+
+def _forget_close(future: concurrent.futures.Future[None]) -> None:
+    with _pending_lock:
+        _pending_closes.discard(future)
+
+
+def _forget_closes_after_fork() -> None:
+    """A forked child does not wait at exit for closes scheduled on its parent's loops."""
+    global _pending_lock
+    _pending_lock = threading.Lock()
+    _pending_closes.clear()
+
+
+os.register_at_fork(after_in_child=_forget_closes_after_fork)
+
+
+def _run_exit_hook_first() -> None:
+    """Move `_close_all_at_exit` to the front of the exit hooks (they run last-in first-out),
+    ahead of those that stop the loops our clients live on (zarr's stops its loop)."""
+    atexit.unregister(_close_all_at_exit)
+    atexit.register(_close_all_at_exit)
+
+
 def _close_all_at_exit() -> None:
-    """Close the clients still open at exit, while the loops (in daemon threads) still run.
+    """Close the clients still open at exit, while the loops (in daemon threads) still run,
+    and wait for those closes and any that garbage collection scheduled before.
 
     Shared clients are kept past their storage objects (see `_shared_clients`); closes merely
     scheduled at exit would never run, leaving aiohttp to warn about unclosed sessions.
     """
-    scheduled = []
     for clients in list(_all_clients):
         if clients.pid != os.getpid():  # inherited through os.fork: their loops do not run here
             for entry in clients.by_loop.values():
                 for fs in entry.everything():
                     _abandon(fs)
             clients.by_loop.clear()
-        scheduled.extend(_close_all(clients.by_loop))
-    concurrent.futures.wait(scheduled, timeout=2.0)
+        with clients.lock:
+            _close_all(clients.by_loop)
+    with _pending_lock:
+        pending = list(_pending_closes)
+    concurrent.futures.wait(pending, timeout=_EXIT_CLOSE_TIMEOUT)
+
+
+atexit.register(_close_all_at_exit)

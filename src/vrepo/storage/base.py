@@ -16,13 +16,23 @@ class Storage(ABC):
 
     A storage object pickles as its configuration only and re-creates clients lazily in the
     process that unpickles it. Equality compares configuration (same location, same options).
+
+    Byte ranges are ``(start, end)`` with ``0 <= start <= end``, clipped at the object's end;
+    negative ranges raise `InvalidArgumentError` on every backend (see `get`). Failures
+    should be raised as `StorageError` (`ObjectNotFoundError` for a missing key); a
+    repository wraps its storage so that anything else a backend raises reaches users as a
+    `StorageError` naming the operation and key, with the original exception chained.
     """
 
     @abstractmethod
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         """Return the object's bytes, or bytes ``[start, end)`` of it.
 
-        A range reaching past the end is clipped. Raises `ObjectNotFoundError` if absent.
+        A range reaching past the end is clipped to the object's size before anything is
+        allocated, so ``(0, 2**70)`` of a 10-byte object returns its 10 bytes. A range must be
+        two integers with ``0 <= start <= end``: negative values and an end before the start
+        raise `InvalidArgumentError` (they are not read as Python slices), checked before any
+        request, whether or not the key exists. Raises `ObjectNotFoundError` if absent.
         """
 
     @abstractmethod

@@ -24,6 +24,10 @@ from vrepo.storage.base import Storage
 
 _T = TypeVar("_T")
 _MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+# A ranged read of at most this many bytes, ending below _DIRECT_READ_END, is one cat_file;
+# longer or farther ones look the size up first (one more call, for a large read).
+_DIRECT_READ_BYTES = 1 << 20
+_DIRECT_READ_END = 1 << 40
 
 
 class FsspecStorage(Storage):
@@ -104,8 +108,19 @@ class FsspecStorage(Storage):
     # --- blocking implementations ------------------------------------------------------
 
     def _get_sync(self, key: str, path: str, byte_range: tuple[int, int] | None) -> bytes:
-        start, end = byte_range if byte_range is not None else (None, None)
         try:
+            if byte_range is None:
+                return bytes(self._fs.cat_file(path))
+            start, end = byte_range
+            if end - start > _DIRECT_READ_BYTES or end > _DIRECT_READ_END:
+                # Some filesystems (local, and those wrapping it) allocate what a read asks
+                # for, and cannot seek to any offset: clip to the size first.
+                size = self._fs.size(path)
+                if size is None:
+                    raise FileNotFoundError(path)
+                start, end = min(start, size), min(end, size)
+            if start == end:  # still opened, so a missing object is reported
+                start = end = 0
             return bytes(self._fs.cat_file(path, start=start, end=end))
         except _MISSING:
             raise ObjectNotFoundError(key) from None
@@ -147,7 +162,7 @@ class FsspecStorage(Storage):
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         """The file's bytes, or bytes ``[start, end)`` of it, clipped at the end."""
         path = self._path(key)
-        validate_byte_range(byte_range)
+        byte_range = validate_byte_range(byte_range)
         return await self._run("reading", key, self._get_sync, key, path, byte_range)
 
     async def put(self, key: str, data: bytes | memoryview) -> None:

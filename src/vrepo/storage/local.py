@@ -167,12 +167,12 @@ class LocalStorage(Storage):
                 raise ObjectNotFoundError(key) from None
             raise
         try:
-            if byte_range is None:
-                st = os.fstat(fd)
-                if stat.S_ISDIR(st.st_mode):
-                    raise ObjectNotFoundError(key)
-                return _files.read_upto(fd, st.st_size, 0)
-            start, end = byte_range
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise ObjectNotFoundError(key)
+            # Clipped to the size first: pread allocates what it is asked for.
+            start, end = (0, st.st_size) if byte_range is None else byte_range
+            start, end = min(start, st.st_size), min(end, st.st_size)
             return _files.read_upto(fd, end - start, start) if end > start else b""
         except IsADirectoryError:
             raise ObjectNotFoundError(key) from None
@@ -317,7 +317,7 @@ class LocalStorage(Storage):
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         """Read a file, or bytes ``[start, end)`` of it (clipped at end of file)."""
         path = self._path(key)
-        validate_byte_range(byte_range)
+        byte_range = validate_byte_range(byte_range)
         return await self._run("reading", key, self._get_sync, key, path, byte_range)
 
     async def put(self, key: str, data: bytes | memoryview) -> None:

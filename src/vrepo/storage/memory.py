@@ -57,7 +57,7 @@ class MemoryStorage(Storage):
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         """The stored bytes, or bytes ``[start, end)`` clipped at the end."""
         validate_key(key)
-        validate_byte_range(byte_range)
+        byte_range = validate_byte_range(byte_range)
         with self._lock:
             data = self._data.get(key)
         if data is None:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from s3fs import S3FileSystem
 
 _READ_ATTEMPTS = 3  # a GET whose body breaks off is repeated (reads are idempotent)
+_MAX_OFFSET = 2**62  # byte offsets in a Range header are capped here (S3's limit is 5 TiB)
 _data_loader = data_loader  # importable from here, as before (test workers warm up with it)
 
 
@@ -184,10 +185,13 @@ class S3Storage(Storage):
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         """The object, or bytes ``[start, end)`` of it (one ranged GET, clipped at the end)."""
         path = self._path(key)
-        validate_byte_range(byte_range)
+        byte_range = validate_byte_range(byte_range)
         extra: dict[str, str] = {}
         if byte_range is not None:
-            start, end = byte_range
+            # No object is that large, and servers parse the header's offsets as 64-bit ints;
+            # the server clips the rest, and answers only with the bytes there are.
+            start, end = min(byte_range[0], _MAX_OFFSET), min(byte_range[1], _MAX_OFFSET)
+            byte_range = start, end
             # An empty range still asks for one byte, so a missing object is reported.
             extra["Range"] = f"bytes={start}-{max(end, start + 1) - 1}"
         for attempt in range(_READ_ATTEMPTS):

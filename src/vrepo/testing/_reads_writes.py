@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 
+import numpy as np
 import pytest
 
-from vrepo.errors import ObjectNotFoundError
+from vrepo.errors import InvalidArgumentError, ObjectNotFoundError, StorageError
 from vrepo.storage import Storage
 from vrepo.testing._base import StorageTestsBase, in_new_loop
 
@@ -29,6 +31,14 @@ BYTE_RANGES = [
     ((50, 60), b""),
     ((4, 4), b""),
 ]
+HUGE_BYTE_RANGES = [
+    ((0, 2**31), b"0123456789"),
+    ((0, 2**70), b"0123456789"),
+    ((8, 2**64), b"89"),
+    ((2**70, 2**71), b""),
+    ((2**63, 2**63), b""),
+]
+BAD_BYTE_RANGES = [(-1, 3), (5, 2), (-3, -1), (-1, 2**70), (0.0, 3), (0, "3"), (True, 3), (1,)]
 
 
 class ReadWriteTests(StorageTestsBase):
@@ -90,14 +100,54 @@ class ReadWriteTests(StorageTestsBase):
         assert await storage.get("empty", (0, 5)) == b""
         assert await storage.get("empty", (3, 3)) == b""
 
-    @pytest.mark.parametrize("byte_range", [(-1, 3), (5, 2), (-3, -1)])
+    @pytest.mark.parametrize(("byte_range", "expected"), HUGE_BYTE_RANGES)
     @in_new_loop
-    async def test_bad_byte_range(self, storage: Storage, byte_range: tuple[int, int]) -> None:
-        """Ranges are ``0 <= start <= end`` (no suffix or negative ranges): others raise a
-        ValueError naming the byte range, before any request."""
+    async def test_huge_byte_ranges(
+        self, storage: Storage, byte_range: tuple[int, int], expected: bytes
+    ) -> None:
+        """Ranges far past the end of a small object are clipped (no overflow), and a missing
+        key is still reported as missing."""
         await storage.put("k", b"0123456789")
-        with pytest.raises(ValueError, match="byte range"):
-            await storage.get("k", byte_range)
+        assert await storage.get("k", byte_range) == expected
+        with pytest.raises(ObjectNotFoundError):
+            await storage.get("missing", byte_range)
+
+    @in_new_loop
+    async def test_huge_byte_range_allocates_nothing_large(self, storage: Storage) -> None:
+        """A range is clipped to the object's size before anything is allocated: 2 GiB asked
+        of a 10-byte object must not allocate 2 GiB (Python allocations, all threads)."""
+        await storage.put("k", b"0123456789")
+        await storage.get("k", (0, 1))  # clients and connections exist before measuring
+        tracemalloc.start()
+        try:
+            got = await storage.get("k", (0, 2**31))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert got == b"0123456789"
+        assert peak < 16 * 2**20, f"reading 10 bytes allocated {peak} bytes at the peak"
+
+    @pytest.mark.parametrize("key", ["k", "missing", "a", "a/b/c"])
+    @pytest.mark.parametrize("byte_range", BAD_BYTE_RANGES)
+    @in_new_loop
+    async def test_bad_byte_range(
+        self, storage: Storage, key: str, byte_range: tuple[int, int]
+    ) -> None:
+        """Ranges are two integers with ``0 <= start <= end``: negative, reversed and
+        non-integer ones raise `InvalidArgumentError` naming the byte range, before any
+        request, for every key (an object, a missing key, a 'directory', a path through an
+        object); they are not read as Python slices."""
+        await storage.put("k", b"0123456789")
+        await storage.put("a/b", b"0123456789")
+        with pytest.raises(InvalidArgumentError, match="byte range") as info:
+            await storage.get(key, byte_range)
+        assert not isinstance(info.value, StorageError)
+
+    @in_new_loop
+    async def test_numpy_integer_byte_ranges(self, storage: Storage) -> None:
+        """numpy integers (as in zarr's shard indexes) are ranges like Python ints."""
+        await storage.put("k", b"0123456789")
+        assert await storage.get("k", (np.uint64(2), np.int64(5))) == b"234"
 
     @in_new_loop
     async def test_get_missing(self, storage: Storage) -> None:

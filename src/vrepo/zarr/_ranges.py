@@ -12,12 +12,37 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 
+from vrepo.errors import InvalidArgumentError
+
 Span = tuple[int, int]
 
 # zarr's defaults for Store.get_ranges (zarr >= 3.4), used on every zarr version
 MAX_CONCURRENCY = 10
 MAX_GAP_BYTES = 1 << 20
 MAX_COALESCED_BYTES = 16 << 20
+
+
+def check_request(byte_range: ByteRequest | None) -> None:
+    """Refuse negative requests with `InvalidArgumentError`, before the key is looked up.
+
+    zarr's own stores disagree on them (`MemoryStore` slices, `LocalStore` fails to seek,
+    `FsspecStore` reads from the end), so vrepo refuses them for every key, as its storage
+    does; zarr itself never asks for one.
+    """
+    if isinstance(byte_range, RangeByteRequest):
+        bad = byte_range.start < 0 or byte_range.end < byte_range.start
+        allowed = "0 <= start <= end"
+    elif isinstance(byte_range, OffsetByteRequest):
+        bad, allowed = byte_range.offset < 0, "offset >= 0"
+    elif isinstance(byte_range, SuffixByteRequest):
+        bad, allowed = byte_range.suffix < 0, "suffix >= 0"
+    else:
+        return  # None, or a kind byte_span refuses
+    if bad:
+        raise InvalidArgumentError(
+            f"invalid byte request {byte_range!r}: expected {allowed}; ask for the last n "
+            "bytes with SuffixByteRequest(n) rather than a negative offset"
+        )
 
 
 def byte_span(byte_range: ByteRequest | None, length: int) -> Span:

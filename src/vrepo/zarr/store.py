@@ -26,6 +26,7 @@ from vrepo.zarr._ranges import (
     MAX_CONCURRENCY,
     MAX_GAP_BYTES,
     byte_span,
+    check_request,
     read_spans,
 )
 
@@ -150,6 +151,7 @@ class VRepoStore(Store):
     ) -> Buffer | None:
         if prototype is None:
             prototype = default_buffer_prototype()
+        check_request(byte_range)
         value = await self._resolve(key)
         if value is None:
             return None
@@ -195,6 +197,8 @@ class VRepoStore(Store):
         missing key raises a `BaseExceptionGroup` holding `FileNotFoundError`, as in zarr."""
         if not byte_ranges:
             return
+        for byte_range in byte_ranges:
+            check_request(byte_range)
         value = await self._resolve(key)
         if value is None:
             raise BaseExceptionGroup("byte-range read failed", [FileNotFoundError(key)])
@@ -231,6 +235,8 @@ class VRepoStore(Store):
     ) -> list[Buffer | None]:
         """Ranges of many keys, in order; each key is resolved once and its ranges coalesced."""
         wanted = list(key_ranges)  # may be a one-shot iterator
+        for _, byte_range in wanted:
+            check_request(byte_range)
         by_key: dict[str, list[int]] = {}
         for index, (key, _) in enumerate(wanted):
             by_key.setdefault(key, []).append(index)
