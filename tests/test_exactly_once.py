@@ -260,3 +260,21 @@ def test_faulty_storage_refuses_what_cannot_happen() -> None:
         FaultyStorage(MemoryStorage(), methods=["rename"])
     with pytest.raises(ValueError, match="shares"):
         FaultyStorage(MemoryStorage(), rate=2)
+
+
+def test_create_whose_repo_json_landed_before_the_error(storage: FaultyStorage) -> None:
+    storage.fail_next("put_if_absent", after_applying=True, key_prefix="repo.json")
+    repo = vrepo.Repository.create(storage)  # read back: the repo.json it wrote
+    assert [r.action for r in repo.branch_history("main")] == ["create"]
+
+
+def test_a_creation_that_died_before_repo_json_is_completed(storage: FaultyStorage) -> None:
+    storage.fail_next("put_if_absent", times=3, key_prefix="repo.json")
+    with pytest.raises(STORAGE_FAILURE):
+        vrepo.Repository.create(storage)
+    assert not vrepo.Repository.exists(storage)  # no repository until repo.json exists
+    repo = vrepo.Repository.open_or_create(storage)  # adopts the main branch it left
+    assert [r.action for r in repo.branch_history("main")] == ["create"]
+    write(session := repo.writable_session(), 1)
+    session.commit("one")
+    np.testing.assert_array_equal(read(repo), 1)

@@ -13,7 +13,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
-from vrepo.errors import FormatError, InvalidKeyError, ObjectNotFoundError
+from vrepo.engine.create_once import create_once
+from vrepo.errors import FormatError
 from vrepo.format import (
     RefRecord,
     decode_ref_record,
@@ -27,9 +28,6 @@ from vrepo.storage import Storage
 
 RefKind = Literal["branch", "tag"]
 RefAction = Literal["create", "commit", "reset", "delete", "amend"]
-
-_CREATE_ATTEMPTS = 3  # storage calls per record, when one fails without an answer
-_RETRY_PAUSE_S = 0.05  # doubled after each failed attempt
 
 
 def now_us() -> int:
@@ -80,7 +78,7 @@ async def write_record(
     fails, the record may have landed anyway (a timeout or reset after the write, a 5xx after
     success): the key is read back, and a record naming ``operation`` counts as written. One
     that names another operation means the race was lost; no record means the write did not
-    happen, and it is tried again, up to `_CREATE_ATTEMPTS` times in all.
+    happen, and it is tried again (`create_once`).
     """
     previous = head.record.snapshot_id if head.record else None
     record = RefRecord(
@@ -93,32 +91,12 @@ async def write_record(
         operation=operation,
     )
     key = ref_record_key(head.kind, head.name, record.seq)
-    data = encode_ref_record(record)
-    for attempt in range(_CREATE_ATTEMPTS):
-        try:
-            created = await storage.put_if_absent(key, data)
-        except InvalidKeyError:
-            raise
-        except Exception as exc:
-            landed = await _read_back(storage, key, exc)
-            if landed is None and attempt + 1 < _CREATE_ATTEMPTS:
-                await asyncio.sleep(_RETRY_PAUSE_S * 2**attempt)
-                continue
-            if landed is None:
-                raise
-            return landed if landed.operation == operation else None
-        return record if created else None
-    raise AssertionError("unreachable")  # pragma: no cover
 
+    def ours(stored: bytes) -> bool:
+        return decode_ref_record(stored, what=f"ref record {key}").operation == operation
 
-async def _read_back(storage: Storage, key: str, failure: Exception) -> RefRecord | None:
-    """The record at ``key`` after a failed create, None if there is none; else ``failure``."""
-    try:
-        return await _read_record(storage, key)
-    except ObjectNotFoundError:
-        return None
-    except Exception as exc:
-        raise failure from exc
+    created = await create_once(storage, key, encode_ref_record(record), ours=ours)
+    return record if created else None
 
 
 async def find_operation(

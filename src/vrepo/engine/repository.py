@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from vrepo import config as _settings
 from vrepo._sync import run_sync
 from vrepo.engine._html import repository_html
+from vrepo.engine.create_once import create_once
 from vrepo.engine.diff import SnapshotDiff, diff_snapshots
 from vrepo.engine.history import History
 from vrepo.engine.listing import NodeInfo, list_nodes
@@ -139,13 +140,20 @@ class Repository:
         )
         log = TransactionLog(first.id, (), (), (), (), (), ())
         await storage.make_durable(await repo._objects.put_snapshot(first, log))
-        if not await storage.put_if_absent(REPO_INFO_KEY, encoded_info):
+        # main before repo.json: a repository exists once repo.json does, and then it has a
+        # main branch. A main without repo.json is a creation that died (or is under way):
+        # adopt its main, and let the repo.json create decide who created the repository.
+        main = await read_head(storage, "branch", "main")
+        if main.record is None:
+            await write_record(storage, main, "create", first.id, new_operation())
+        created = await create_once(
+            storage, REPO_INFO_KEY, encoded_info, ours=lambda stored: stored == encoded_info
+        )
+        if not created:
             raise RepositoryExistsError(
                 f"another process created a repository at {storage.url} at the same time; "
                 "open it with Repository.open"
             )
-        main = RefHead("branch", "main", None)
-        await write_record(storage, main, "create", first.id, new_operation())
         return repo
 
     @classmethod
