@@ -304,5 +304,9 @@ class Content:
             log = union_of_logs(amending, log, snapshot.id)
         keys = await self.objects.put_snapshot(snapshot, log)
         keys += [key for _, node_keys in flushed for key in node_keys]
-        keys += [chunk_key(chunk_id) for chunk_id in self.changes.external_chunk_ids()]
+        keys += self.chunk_keys()
         return snapshot, keys
+
+    def chunk_keys(self) -> list[str]:
+        """The storage keys of the chunks this change set wrote (to make durable)."""
+        return [chunk_key(chunk_id) for chunk_id in self.changes.external_chunk_ids()]

@@ -229,6 +229,10 @@ class Session:
                         await asyncio.sleep(backoff_seconds(attempt, config))
                 if attempt or turns.is_contended(storage, branch):
                     await turns.release(storage, turn)
+                    # the chunks are durable before the wait, not in the turn
+                    chunks = [k for k in content.chunk_keys() if k not in durable]
+                    await self._objects.make_durable(chunks)
+                    durable.update(chunks)
                     turn = await turns.take_turn(
                         storage, branch, operation, lambda: self._rebase(rebase_with)
                     )
