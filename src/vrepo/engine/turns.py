@@ -135,7 +135,7 @@ async def _wait_until_next(
         ahead = seq - 1 - seen_seq  # records still to be written before ours
         if ahead <= 0:
             return
-        step = pace / 4 if ahead == 1 else pace * (ahead - 1) * 0.5
+        step = pace / 8 if ahead == 1 else pace * (ahead - 1) * 0.5
         await asyncio.sleep(min(max(step, _MIN_POLL_S), _MAX_STEP_S) * random.uniform(0.8, 1.2))
         newest = await storage.list(ref_dir("branch", branch), limit=1)
         now_seq, now = seq_from_record_key(newest[0]) if newest else seen_seq, time.monotonic()
