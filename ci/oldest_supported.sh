@@ -54,8 +54,12 @@ fi
 
 # The floors, read from pyproject.toml so they cannot drift from what vrepo declares; the
 # interpreter is checked against requires-python's floor the same way.
-mapfile -t pins < <("$VENV/bin/python" - <<'EOF_PY'
-import re, sys, tomllib
+floors="$("$VENV/bin/python" - <<'EOF_PY'
+import re, sys
+try:
+    import tomllib
+except ImportError:  # Python < 3.11, older than any vrepo supports
+    raise SystemExit(f"oldest_supported.sh: Python {sys.version.split()[0]} is too old: set PYTHON")
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 python_floor = re.fullmatch(r">=\s*(\d+)\.(\d+)", project["requires-python"].strip())
 if python_floor is None:
@@ -79,20 +83,19 @@ for name, found in sorted(floors.items()):
         raise SystemExit(f"oldest_supported.sh: {name} has several floors: {found}")
     print(f"{name}=={found.pop()}")
 EOF_PY
-)
-[[ ${#pins[@]} -gt 0 ]] || { echo "oldest_supported.sh: no floors read from pyproject.toml" >&2; exit 1; }
+)"
+mapfile -t pins <<<"$floors"
 
 # Packages vrepo does not depend on itself are held to releases contemporaneous with the
-# floors where what the resolver would pick today breaks the floors:
+# floors only where what the resolver would pick today breaks a floor:
 constraints=(
-    # typer 0.15.0-0.15.3 do not cap click yet fail on click 8.2 (Parameter.make_metavar takes
-    # a ctx there); typer 0.15.4 capped click below 8.2 and 0.16.0 supports it.
+    # typer 0.15.0-0.15.3 do not cap click yet fail on click 8.2 (click calls
+    # make_metavar(ctx), TyperArgument.make_metavar takes no ctx: usage errors become a
+    # TypeError); typer 0.15.4 capped click below 8.2 and 0.16.0 supports it.
     "click<8.2"
-    # zarr 3.1.3 depends on numcodecs[crc32c]; numcodecs 0.16.4, released after it, deprecates
-    # that crc32c package with a warning on every import of zarr (zarr 3.1.4 moved to
-    # google-crc32c). vrepo computes no checksums itself, so it does not depend on either.
-    "numcodecs<0.16.4"
 )
+# Not constrained: numcodecs >= 0.16.4 deprecates the crc32c package that zarr 3.1.3 uses, a
+# DeprecationWarning on importing zarr and nothing more (the suite passes with it).
 constraints_file="$(mktemp)"
 trap 'rm -f "$constraints_file"' EXIT
 printf '%s\n' "${constraints[@]}" >"$constraints_file"
@@ -100,6 +103,7 @@ printf '%s\n' "${constraints[@]}" >"$constraints_file"
 # The pins go on the same command line as the project, so the resolver picks every other
 # package (numcodecs, botocore, the test tools, ...) to suit them and the constraints.
 "$VENV/bin/python" -m pip install -q -e ".[test]" "${pins[@]}" -c "$constraints_file"
+rm -f "$constraints_file"  # the trap does not outlive the exec below
 
 "$VENV/bin/python" - "${pins[@]}" <<'EOF_PY'
 import sys

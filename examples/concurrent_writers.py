@@ -28,6 +28,12 @@ import vrepo
 SAMPLE = Path(iris_sample_data.__file__).parent / "sample_data" / "A1B_north_america.nc"
 
 
+def open_sample() -> xr.Dataset:
+    raw = xr.open_dataset(SAMPLE, decode_cf=False)
+    # int64 first: decoding int32 hours to timedeltas overflows on numpy < 2
+    return xr.decode_cf(raw.assign(forecast_period=raw.forecast_period.astype("int64")))
+
+
 def along_time(ds: xr.Dataset) -> xr.Dataset:
     return ds.drop_vars([n for n, v in ds.variables.items() if "time" not in v.dims])
 
@@ -36,7 +42,7 @@ def write_years(repo_path: str, start: int, barrier) -> tuple[int, str, int]:
     """One writer: its own repository handle and session, 60 years, one commit."""
     repo = vrepo.Repository.open(repo_path)
     session = repo.writable_session("main")
-    years = along_time(xr.open_dataset(SAMPLE)).isel(time=slice(start, start + 60))
+    years = along_time(open_sample()).isel(time=slice(start, start + 60))
     years.load().vrepo.to_repo(session, region={"time": slice(start, start + 60)})
     barrier.wait()  # every writer commits at the same moment
     snapshot = session.commit(f"years {start}-{start + 59}")
@@ -47,7 +53,7 @@ def fix_first_decade(repo_path: str, offset: float, barrier) -> str:
     """Two of these race on the same chunks: one commits, the other must decide."""
     repo = vrepo.Repository.open(repo_path)
     session = repo.writable_session("main")
-    air = xr.open_dataset(SAMPLE).air_temperature.isel(time=slice(0, 10)).load() + offset
+    air = open_sample().air_temperature.isel(time=slice(0, 10)).load() + offset
     decade = air.to_dataset().drop_vars([n for n in air.coords])  # the data only
     decade.vrepo.to_repo(session, region={"time": slice(0, 10)})
     barrier.wait()
@@ -63,7 +69,7 @@ def fix_first_decade(repo_path: str, offset: float, barrier) -> str:
 
 def main(repo_path: Path) -> None:
     started = time.perf_counter()
-    source = xr.open_dataset(SAMPLE).load()
+    source = open_sample().load()
     repo = vrepo.Repository.create(repo_path)
     session = repo.writable_session("main")
     source.chunk({"time": 12}).assign(time_bnds=source.time_bnds).to_zarr(

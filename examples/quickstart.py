@@ -38,7 +38,9 @@ def step(what: str) -> Iterator[None]:
 
 
 def load_dataset() -> xr.Dataset:
-    ds = xr.open_dataset(SAMPLE).load()
+    raw = xr.open_dataset(SAMPLE, decode_cf=False)
+    # int64 first: decoding int32 hours to timedeltas overflows on numpy < 2
+    ds = xr.decode_cf(raw.assign(forecast_period=raw.forecast_period.astype("int64"))).load()
     for name in ds.variables:
         kept = ("units", "calendar", "dtype", "_FillValue")
         ds[name].encoding = {k: v for k, v in ds[name].encoding.items() if k in kept}

@@ -98,7 +98,10 @@ def create_bucket(endpoint: str, credentials: vrepo.S3Credentials) -> None:
 def main(workdir: Path) -> None:
     started = time.perf_counter()
     credentials = vrepo.S3Credentials("EXAMPLE" + secrets.token_hex(4).upper(), secrets.token_hex())
-    ds = xr.open_dataset(SAMPLE).chunk({"time": 24})
+    raw = xr.open_dataset(SAMPLE, decode_cf=False)
+    # int64 first: decoding int32 hours to timedeltas overflows on numpy < 2
+    source = xr.decode_cf(raw.assign(forecast_period=raw.forecast_period.astype("int64")))
+    ds = source.chunk({"time": 24})
     with seaweedfs(workdir, credentials) as endpoint:
         create_bucket(endpoint, credentials)
         print(f"SeaweedFS S3 gateway at {endpoint}, bucket {BUCKET!r}")
@@ -114,7 +117,7 @@ def main(workdir: Path) -> None:
         url = f"s3://{BUCKET}/a1b"
         latest = xr.open_dataset(url, engine="vrepo", storage_options=options)
         tagged = xr.open_dataset(url, engine="vrepo", tag="v1", storage_options=options)
-        xr.testing.assert_identical(latest, xr.open_dataset(SAMPLE).load())
+        xr.testing.assert_identical(latest, source.load())
         print(f"{url}: main has {latest.sizes['time']} years, v1 has {tagged.sizes['time']}")
         for info in repo.ancestry():
             print(f"  {info.id}  {info.message}")

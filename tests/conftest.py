@@ -54,13 +54,25 @@ async def s3(s3_server: S3Server, s3_bucket: str) -> AsyncIterator[S3Storage]:
 A1B_SAMPLE = Path(iris_sample_data.__file__).parent / "sample_data" / "A1B_north_america.nc"
 
 
+def open_a1b(**decode: object) -> xr.Dataset:
+    """A1B decoded as ``xr.decode_cf(..., **decode)``, its int32 ``forecast_period`` widened first.
+
+    xarray decodes hours to timedeltas (by default in releases that decode by units, as 2025.6
+    does) as ``hours * np.int64(3600)``, which numpy < 2 computes in int32 (value-based
+    casting): past 596523 h, in A1B's later years, they wrap around. As int64 they come out right.
+    """
+    raw = xr.open_dataset(A1B_SAMPLE, decode_cf=False)
+    raw["forecast_period"] = raw.forecast_period.astype("int64")
+    return xr.decode_cf(raw, **decode)
+
+
 @pytest.fixture(scope="session")
 def a1b_dataset() -> xr.Dataset:
     """Real data: iris-sample-data's A1B air temperature (240 years x 37 x 49), in memory.
 
     Encodings are trimmed to what survives any zarr round trip (units, calendar, dtype).
     """
-    ds = xr.open_dataset(A1B_SAMPLE).load()
+    ds = open_a1b().load()
     for name in ds.variables:
         ds[name].encoding = {
             k: v for k, v in ds[name].encoding.items() if k in ("units", "calendar", "dtype")

@@ -30,12 +30,29 @@ import xarray as xr
 import zarr
 
 import vrepo
+from conftest import open_a1b
 from xarray_checks import assert_same_as_plain_zarr
 
 ENCODING_KEYS = ("dtype", "units", "calendar", "_FillValue", "scale_factor", "add_offset")
 
-# case id -> why xarray's own zarr round trip of that file fails (none do today)
+
+def _xarray_wraps_int32_hours() -> bool:
+    """Whether xarray, decoding by default, turns int32 hours past 596523 into wrong timedeltas."""
+    hours = xr.Dataset({"h": ("t", np.array([600_000], "int32"), {"units": "hours"})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # xarray 2025.x's FutureWarning on decoding by units
+        decoded = xr.decode_cf(hours)["h"].values
+    return decoded.dtype.kind == "m" and decoded[0] != np.timedelta64(600_000, "h")
+
+
+# case id -> why xarray's own zarr round trip of that file fails
 XARRAY_CANNOT: dict[str, str] = {}
+if _xarray_wraps_int32_hours():
+    XARRAY_CANNOT |= dict.fromkeys(
+        ["iris:A1B_north_america.nc", "iris:E1_north_america.nc"],
+        "numpy < 2 multiplies int32 by np.int64(3600) in int32 (value-based casting), so xarray "
+        "decodes forecast_period (int32 hours) past 596523 h to wrapped-around timedeltas",
+    )
 
 
 def _package_dir(name: str) -> Path:
@@ -154,7 +171,7 @@ def test_three_part_write_reads_back_identical(tmp_path: Path, case_id: str) -> 
 
 def test_appends_mix_decoded_and_raw_times(tmp_path: Path, a1b_dataset: xr.Dataset) -> None:
     """Numbers in the stored units (in other words) append to dates; other calendars do not."""
-    with xr.open_dataset(FILES["iris:A1B_north_america.nc"], decode_times=False) as opened:
+    with open_a1b(decode_times=False) as opened:
         raw = opened.load()  # time in "hours since 1970-01-01 00:00:00"; stored: "... 1970-01-01"
     repo = vrepo.Repository.create(tmp_path / "repo.vrepo")
     a1b_dataset.isel(time=slice(0, 100)).vrepo.to_repo(repo)

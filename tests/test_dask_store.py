@@ -70,8 +70,9 @@ def test_only_refs_travel_back(tmp_path):
     session = repo.writable_session()
     config = array_config(_target(session, (256, 256), (128, 128)))
     fork = session.fork()
-    where = (slice(0, 256), slice(0, 256))
-    written = vrepo.dask._store._write_mapped(np.ones((256, 256)), where, fork, "t", config, (0, 0))
+    starts = ((0,), (0,))  # one block, at the origin
+    block = np.ones((256, 256))
+    written = vrepo.dask._store._write_mapped(block, fork, "t", config, starts, block_id=(0, 0))
     assert len(pickle.dumps(written)) < 1000  # a 512 KiB block comes back as a few refs
 
 

@@ -8,7 +8,7 @@ import xarray as xr
 import zarr
 
 import vrepo
-from conftest import A1B_SAMPLE
+from conftest import open_a1b
 from vrepo.xarray import to_repo
 from xarray_checks import assert_same_as_plain_zarr, failing_from_block
 
@@ -39,7 +39,7 @@ def test_a1b_written_and_appended_by_a_cluster(tmp_path, dataset, dask_client):
 
 def _write_year(year: int, fork: vrepo.ForkSession) -> vrepo.ForkSession:
     """A worker's share of a batch ingest: read one year from the source file, write it."""
-    ds = xr.open_dataset(A1B_SAMPLE).isel(time=[year])
+    ds = open_a1b().isel(time=[year])
     ds = ds.drop_vars([n for n, v in ds.variables.items() if "time" not in v.dims])
     to_repo(ds, fork, region="auto")
     return fork

@@ -105,14 +105,14 @@ async def test_byte_requests_read_what_zarrs_local_store_reads(store, key, tmp_p
 async def test_huge_and_numpy_byte_requests(store, key):
     """Requests far past the end are clipped; numpy integers (zarr's shard indexes) work."""
     whole = (await store.get(key, PROTO)).to_bytes()
-    huge = {
-        RangeByteRequest(0, 2**70): whole,
-        RangeByteRequest(2**70, 2**71): b"",
-        OffsetByteRequest(2**70): b"",
-        SuffixByteRequest(2**70): whole,
-        RangeByteRequest(np.uint64(1), np.uint64(3)): whole[1:3],
-    }
-    for request_, expected in huge.items():
+    huge = [  # pairs, not a dict: zarr 3.1.3's byte requests are not hashable
+        (RangeByteRequest(0, 2**70), whole),
+        (RangeByteRequest(2**70, 2**71), b""),
+        (OffsetByteRequest(2**70), b""),
+        (SuffixByteRequest(2**70), whole),
+        (RangeByteRequest(np.uint64(1), np.uint64(3)), whole[1:3]),
+    ]
+    for request_, expected in huge:
         assert (await store.get(key, PROTO, request_)).to_bytes() == expected, request_
 
 

@@ -16,7 +16,6 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
-from dask.layers import ArraySliceDep
 
 from vrepo import config as _settings
 from vrepo.dask import _merge_tree, _zarr_internals
@@ -108,13 +107,19 @@ def _written_blocks(
             f"source has {source.ndim} dimensions, target {target.path!r} has {target.ndim}"
         )
     origin = (0,) * target.ndim if region is None else tuple(s.start or 0 for s in region)
+    # Where each block starts in the target, per dimension: a task finds its own by its
+    # block_id. (Not dask.layers.ArraySliceDep: map_blocks takes such arguments from dask
+    # 2025.4 on; older releases hand the function the dependency's token, a string.)
+    starts = tuple(
+        tuple(np.cumsum((o, *sizes[:-1])).tolist())
+        for o, sizes in zip(origin, source.chunks, strict=True)
+    )
     return source.map_blocks(
         _write_mapped,
-        ArraySliceDep(source.chunks),  # where each block lies; passed as an argument, like dask
         fork=fork,
         path=target.path,
         config=array_config(target),  # write_empty_chunks and the like, as opened
-        origin=origin,
+        starts=starts,
         chunks=tuple((1,) * len(sizes) for sizes in source.chunks),
         dtype=object,
         meta=np.empty((0,) * source.ndim, dtype=object),
@@ -123,13 +128,15 @@ def _written_blocks(
 
 def _write_mapped(
     block: Any,
-    where: tuple[slice, ...],
     fork: ForkSession,
     path: str,
     config: ArrayConfig | None,
-    origin: tuple[int, ...],
+    starts: tuple[tuple[int, ...], ...],
+    block_id: tuple[int, ...],
 ) -> np.ndarray:
-    region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, where, strict=True))
+    region = tuple(
+        slice(s[i], s[i] + n) for s, i, n in zip(starts, block_id, block.shape, strict=True)
+    )
     mine = fork._sibling()  # one fork per task, even when tasks share the object (threads)
     write_block(_open_array(mine, path, config), region, block)
     out = np.empty((1,) * block.ndim, dtype=object)

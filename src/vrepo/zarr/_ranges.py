@@ -46,15 +46,19 @@ def check_request(byte_range: ByteRequest | None) -> None:
 
 
 def byte_span(byte_range: ByteRequest | None, length: int) -> Span:
-    """The ``[start, end)`` of ``length`` bytes that ``byte_range`` asks for, clamped to them."""
+    """The ``[start, end)`` of ``length`` bytes that ``byte_range`` asks for, clamped to them.
+
+    Always Python ints: zarr's shard indexes ask with numpy integers, and on numpy < 2 a
+    ``np.uint64`` plus an int (an offset in a chunk object) is a float.
+    """
     if byte_range is None:
         return 0, length
     if isinstance(byte_range, RangeByteRequest):
-        return min(byte_range.start, length), min(byte_range.end, length)
+        return int(min(byte_range.start, length)), int(min(byte_range.end, length))
     if isinstance(byte_range, OffsetByteRequest):
-        return min(byte_range.offset, length), length
+        return int(min(byte_range.offset, length)), length
     if isinstance(byte_range, SuffixByteRequest):
-        return max(length - byte_range.suffix, 0), length
+        return int(max(length - byte_range.suffix, 0)), length
     raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
 
 
