@@ -36,14 +36,21 @@ def check_solver(solver: str) -> None:
 
 
 async def rebase_onto_head(
-    objects: ObjectIO, branch: str, base_id: str, content: Content, solver: Solver
+    objects: ObjectIO,
+    branch: str,
+    base_id: str,
+    content: Content,
+    solver: Solver,
+    head: RefHead | None = None,
 ) -> Rebased:
     """Check ``content``'s changes against the commits made on ``branch`` since ``base_id``.
 
     Raises `ConflictError` listing every conflict unless ``solver`` settles all of them; with
-    "theirs", the settled chunks are dropped from ``content.changes`` in place.
+    "theirs", the settled chunks are dropped from ``content.changes`` in place. ``head`` is
+    the branch head if the caller has just read it.
     """
-    head = await read_head(objects.storage, "branch", branch)
+    if head is None:
+        head = await read_head(objects.storage, "branch", branch)
     if not head.exists:
         raise ConflictError(
             f"branch {branch!r} was deleted while this session was open; your changes are "

@@ -236,7 +236,7 @@ class Session:
                     turn = await turns.take_turn(
                         storage, branch, operation, lambda: self._rebase(rebase_with)
                     )
-                    await self._rebase(rebase_with)
+                    await self._rebase(rebase_with, turn.head)  # the head it just read
                     content = self._content
                 started = time.monotonic()
                 snapshot, keys = await content.flush(message, metadata)
@@ -341,10 +341,10 @@ class Session:
         check_solver(solver)
         run_sync(self._rebase(solver))
 
-    async def _rebase(self, solver: Solver) -> None:
+    async def _rebase(self, solver: Solver, head: RefHead | None = None) -> None:
         content = await self._ensure_content()
         rebased = await rebase_onto_head(
-            self._objects, self._head.name, self._snapshot_id, content, solver
+            self._objects, self._head.name, self._snapshot_id, content, solver, head
         )
         if rebased.base is not None:
             self._content = Content(self._objects, rebased.base, content.changes)
