@@ -112,7 +112,7 @@ async def find_operation(
         return None
     keys = await storage.list(ref_dir(kind, name), limit=head.record.seq - after_seq)
     records = await asyncio.gather(*(_read_record(storage, key) for key in keys))
-    return next((r for r in records if r.operation in operations and r.seq > after_seq), None)
+    return next((r for r in records if r.operation in operations), None)
 
 
 def new_operation() -> str:

@@ -452,9 +452,10 @@ class Repository:
 
     def _delete(self, kind: RefKind, name: str) -> None:
         head = run_sync(read_head(self._storage, kind, name))
-        if head.record is not None and not head.exists:
+        if head.record is None:  # never existed: RefNotFoundError naming those there are
+            head = self._existing_head(kind, name)
+        if not head.exists:
             return  # deleted already: by this caller's earlier try, or by someone else
-        head = self._existing_head(kind, name)
         if self._write(head, "delete", None) is None:
             if not run_sync(read_head(self._storage, kind, name)).exists:
                 return

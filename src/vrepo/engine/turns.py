@@ -41,29 +41,37 @@ _CLAIM_CHECK_EVERY = 8  # polls of the record per check that its claim is still 
 
 _DEFAULT_ATTEMPT_S = 0.01  # before this process has timed an attempt
 
-# In this process, per (storage url, branch): when a commit last lost a race, how long a
-# commit attempt (making its objects durable and writing the record) typically takes, and
-# how fast records land on the branch while committers queue.
-_last_lost: dict[tuple[str, str], float] = {}
-_attempt_s: dict[tuple[str, str], float] = {}
-_pace_s: dict[tuple[str, str], float] = {}  # seconds between records landing, seen waiting
+
+@dataclass
+class _Branch:
+    """What this process learned about committing to one branch of one storage."""
+
+    last_lost: float | None = None  # monotonic time a commit last lost a race
+    attempt_s: float = _DEFAULT_ATTEMPT_S  # a commit attempt (durable objects + record)
+    pace_s: float | None = None  # seconds between records landing, seen while queued
+
+
+_branches: dict[tuple[str, str], _Branch] = {}
+
+
+def _learned(storage: Storage, branch: str) -> _Branch:
+    return _branches.setdefault((storage.url, branch), _Branch())
 
 
 def note_lost_race(storage: Storage, branch: str) -> None:
     """Remember that a commit to ``branch`` lost a race in this process just now."""
-    _last_lost[storage.url, branch] = time.monotonic()
+    _learned(storage, branch).last_lost = time.monotonic()
 
 
 def note_attempt(storage: Storage, branch: str, seconds: float) -> None:
     """Fold the duration of one commit attempt into this process's typical duration."""
-    key = (storage.url, branch)
-    typical = _attempt_s.get(key)
-    _attempt_s[key] = seconds if typical is None else 0.8 * typical + 0.2 * seconds
+    learned = _learned(storage, branch)
+    learned.attempt_s = 0.8 * learned.attempt_s + 0.2 * seconds
 
 
 def is_contended(storage: Storage, branch: str) -> bool:
     """Whether a commit to ``branch`` lost a race in this process within `CONTENDED_FOR_S`."""
-    lost = _last_lost.get((storage.url, branch))
+    lost = _learned(storage, branch).last_lost
     return lost is not None and time.monotonic() - lost < CONTENDED_FOR_S
 
 
@@ -89,7 +97,7 @@ async def take_turn(
     so they are checked off the critical path and only the last one remains when the turn
     comes.
     """
-    attempt_s = _attempt_s.get((storage.url, branch), _DEFAULT_ATTEMPT_S)
+    attempt_s = _learned(storage, branch).attempt_s
     head = await read_head(storage, "branch", branch)
     if not head.exists:
         return Turn(head, None)  # deleted: the rebase says so
@@ -127,8 +135,8 @@ async def _wait_until_next(
     listings per committer, not a poll every few milliseconds. The queue has stalled when no
     record landed for a lease (1-10 s, 200 attempt durations): the claimant ahead died.
     """
-    key = (storage.url, branch)
-    pace = _pace_s.get(key, 2 * attempt_s)
+    learned = _learned(storage, branch)
+    pace = learned.pace_s or 2 * attempt_s
     lease = min(max(attempt_s * _LEASE_POLLS, _MIN_LEASE_S), _MAX_LEASE_S)
     seen_seq, seen_at = head_seq, time.monotonic()
     for polls in itertools.count():
@@ -144,7 +152,7 @@ async def _wait_until_next(
             # 1-3 attempt durations (an attempt is most of the work between two records).
             observed = (now - seen_at) / (now_seq - seen_seq)
             pace = min(max(0.7 * pace + 0.3 * observed, attempt_s), 3 * attempt_s)
-            _pace_s[key] = pace
+            learned.pace_s = pace
             seen_seq, seen_at = now_seq, now
             if catch_up is not None and now_seq < seq - 1:
                 await catch_up()  # check what landed so far now, not in our turn
