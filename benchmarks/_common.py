@@ -5,12 +5,14 @@ Not a library: imported by the bench_*.py scripts, which are run by hand.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -134,3 +136,36 @@ def save_results(name: str, results: dict[str, Any]) -> Path:
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
+
+
+@contextlib.contextmanager
+def storage_factory(kind: str) -> Iterator[Callable[[str], contextlib.AbstractContextManager]]:
+    """Yields ``fresh(name)``: a context manager giving a new, empty storage of ``kind``
+    (local disk, or a real S3 server on 127.0.0.1 started with the test suite's helpers)."""
+    import vrepo
+
+    if kind == "local":
+
+        @contextlib.contextmanager
+        def fresh(name: str) -> Iterator[vrepo.Storage]:
+            with temp_dir(name) as d:
+                yield vrepo.local_storage(f"{d}/repo")
+
+        yield fresh
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from s3_servers import start_moto, start_seaweedfs
+
+    with contextlib.ExitStack() as stack:
+        if kind == "moto":
+            server = stack.enter_context(start_moto())
+        else:
+            server = stack.enter_context(
+                start_seaweedfs(Path(stack.enter_context(temp_dir("weed"))))
+            )
+
+        @contextlib.contextmanager
+        def fresh(name: str) -> Iterator[vrepo.Storage]:
+            yield server.storage(server.pool.take(), name)
+
+        yield fresh

@@ -17,16 +17,13 @@ Run:  python benchmarks/bench_concurrent_commits.py [--rounds 3] [--writers 16] 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import zarr
-from _common import fmt_s, print_table, save_results, temp_dir, verdict
+from _common import fmt_s, print_table, save_results, storage_factory, verdict
 
 import vrepo
 
@@ -67,36 +64,6 @@ def verify(storage: vrepo.Storage, n_chunks: int) -> None:
     history = list(repo.ancestry())
     if list(values) != list(range(1, n_chunks + 1)) or len(history) != n_chunks + 2:
         raise SystemExit("a commit was lost: the benchmark's result is invalid")
-
-
-@contextlib.contextmanager
-def storage_factory(kind: str) -> Iterator[Callable[[str], contextlib.AbstractContextManager]]:
-    """Yields ``fresh(name)``: a context manager giving a new, empty storage of ``kind``."""
-    if kind == "local":
-
-        @contextlib.contextmanager
-        def fresh(name: str) -> Iterator[vrepo.Storage]:
-            with temp_dir(name) as d:
-                yield vrepo.local_storage(f"{d}/repo")
-
-        yield fresh
-        return
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from s3_servers import start_moto, start_seaweedfs
-
-    with contextlib.ExitStack() as stack:
-        if kind == "moto":
-            server = stack.enter_context(start_moto())
-        else:
-            server = stack.enter_context(
-                start_seaweedfs(Path(stack.enter_context(temp_dir("weed"))))
-            )
-
-        @contextlib.contextmanager
-        def fresh(name: str) -> Iterator[vrepo.Storage]:
-            yield server.storage(server.pool.take(), name)
-
-        yield fresh
 
 
 def one_round(pool, manager, fresh, writers: int, commits: int) -> dict[str, float]:

@@ -4,7 +4,7 @@ Runs tests/crash_driver.py (the CI test runs it with 50 kills): after every kill
 process checks that the repository reads, holds every acknowledged operation, and holds no
 commit twice. Gated: 0 unreadable repositories, 0 problems (lost or doubled operations).
 
-Run:  python benchmarks/bench_crash_kills.py [--kills 500] [--seed 1]
+Run:  python benchmarks/bench_crash_kills.py [--kills 500] [--seed 1] [--workers 1]
 """
 
 from __future__ import annotations
@@ -25,11 +25,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="committers killed together each round"
+    )
     args = parser.parse_args()
     with temp_dir("kills") as d:
         started = time.perf_counter()
         run = subprocess.run(
-            [sys.executable, str(DRIVER), f"{d}/r.vrepo", str(args.kills), str(args.seed)],
+            [
+                sys.executable,
+                str(DRIVER),
+                f"{d}/r.vrepo",
+                str(args.kills),
+                str(args.seed),
+                "0.4",
+                str(args.workers),
+            ],
             capture_output=True,
             text=True,
         )

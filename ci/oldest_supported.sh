@@ -4,8 +4,8 @@
 #
 # What it pins: every "name>=floor" of [project].dependencies and of the extras a user installs
 # to run vrepo (s3, xarray, dask, cli) is pinned to "name==floor" (zarr, numpy, msgspec,
-# zstandard, donfig, s3fs, fsspec, xarray, cf_xarray, pandas, dask, distributed, cloudpickle,
-# typer, rich). Names and floors are read from pyproject.toml, so the lane cannot drift from
+# zstandard, donfig, google-crc32c, s3fs, fsspec, xarray, cf_xarray, pandas, dask,
+# distributed, cloudpickle, typer, rich). Names and floors are read from pyproject.toml, so the lane cannot drift from
 # what vrepo declares; the interpreter must be the requires-python floor (3.11). Test-only
 # tools (pytest, moto, hypothesis, the sample-data packages, ...) take whatever pip resolves
 # next to those pins.
@@ -20,6 +20,7 @@
 # Arguments, if any, are passed to pytest as they are (paths relative to the repo root).
 #
 # Why some floors are where they are:
+# google-crc32c 1.7: the oldest release with wheels for both CPython 3.11 and 3.13.
 # xarray 2025.6: the first release with `align_chunks` in Dataset.to_zarr and
 # ZarrStore.open_group (2025.4.0, the release before it, has none), and already has every
 # internal that vrepo.xarray.to_repo uses: ZarrStore.open_group,

@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 from distributed import Client, LocalCluster
 
+import vrepo
 from s3_servers import S3Server, s3_server_named, start_moto, start_seaweedfs
 from vrepo.storage import S3Storage
 
@@ -35,6 +36,15 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Ser
 def s3_server(request: pytest.FixtureRequest) -> S3Server:
     """Each S3 server in turn."""
     return s3_server_named(request, request.param)
+
+
+@pytest.fixture(params=["local", *S3_SERVERS])
+def shared_storage(request: pytest.FixtureRequest, tmp_path: Path) -> vrepo.Storage:
+    """A storage every writer process reaches: local disk, or a real S3 server on 127.0.0.1."""
+    if request.param == "local":
+        return vrepo.local_storage(tmp_path / "shared.vrepo")
+    server = s3_server_named(request, request.param)
+    return server.storage(server.pool.take(), "shared")
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
 """Kill -9 a process that commits and moves refs, at random moments; check after every kill.
 
-Run as ``python tests/crash_driver.py REPO_DIR KILLS SEED [MAX_DELAY_S]``; prints one JSON
-summary line. The driver imports vrepo but never runs it itself (no threads), so it can fork:
-each round forks a worker that loops over random operations on a local repository (commits to
-``main``; branch and tag creation, reset and deletion) and journals every operation it starts
-and every one that returns, fsynced, then kills it with SIGKILL after a random delay. A forked
-checker then opens the repository and verifies it:
+Run as ``python tests/crash_driver.py REPO_DIR KILLS SEED [MAX_DELAY_S] [WORKERS]``; prints
+one JSON summary line. The driver imports vrepo but never runs it itself (no threads), so it
+can fork: each round forks WORKERS workers (default 1) that loop over random operations on a
+local repository (commits to ``main``, which several workers contend for, so their commits
+queue and combine; branch and tag creation, reset and deletion) and journal every operation
+they start and every one that returns, fsynced, then kills them all with SIGKILL after a
+random delay. A forked checker then opens the repository and verifies it:
 
 - readable: every branch and tag resolves, its whole array reads, main's history walks;
 - nothing acknowledged lost: every commit that returned is in main's history, every ref
@@ -22,6 +23,7 @@ import random
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +50,19 @@ def _create(repo_dir: Path) -> None:
     session.commit("setup")
 
 
-def _work(repo_dir: Path, journal: Path, round_: int, seed: int) -> None:
-    """Random operations until killed; each journaled when it starts and when it returns."""
+def _work(repo_dir: Path, journal: Path, round_: int, seed: int, worker: int = 0) -> None:
+    """Random operations until killed; each journaled when it starts and when it returns.
+
+    Workers running side by side all commit to ``main`` (so commits queue and combine), and
+    each moves only the branches and tags it created, so what each ref should hold stays
+    well defined."""
     rng = random.Random(seed)
     repo = vrepo.Repository.open(repo_dir)
+    mine = f"w{worker}-"
     for i in range(10**6):
         op = rng.choice(["commit", "commit", "commit", "tag", "branch", "reset", "delete"])
-        name = f"r{round_}-{i}"
-        entry: dict = {"round": round_, "i": i, "op": op, "name": name}
+        name = f"r{round_}{mine}{i}"
+        entry: dict = {"round": round_, "worker": worker, "i": i, "op": op, "name": name}
         if op == "commit":
             session = repo.writable_session()
             chunk = rng.randrange(CHUNKS)
@@ -68,8 +75,8 @@ def _work(repo_dir: Path, journal: Path, round_: int, seed: int) -> None:
             _journal(journal, {**entry, "state": "start"})
             (repo.create_tag if op == "tag" else repo.create_branch)(name, target)
         else:
-            branches = [b for b in repo.list_branches() if b != "main"]
-            tags = repo.list_tags()
+            branches = [b for b in repo.list_branches() if mine in b]
+            tags = [t for t in repo.list_tags() if mine in t]
             if op == "reset" and branches:
                 entry["name"] = rng.choice(branches)
                 entry["snapshot"] = repo.lookup_branch("main")
@@ -85,6 +92,13 @@ def _work(repo_dir: Path, journal: Path, round_: int, seed: int) -> None:
         _journal(journal, {**entry, "state": "done"})
 
 
+def _entries(journal: Path) -> list[dict]:
+    """The journal's entries; none when the first worker was killed before it wrote one."""
+    if not journal.exists():
+        return []
+    return [json.loads(line) for line in journal.read_text().splitlines() if line]
+
+
 def _expected_refs(entries: list[dict]) -> tuple[dict, dict, set[tuple[str, str]]]:
     """(branches, tags) as the acknowledged operations left them, and the refs an unfinished
     operation may have changed since (kind, name)."""
@@ -93,7 +107,7 @@ def _expected_refs(entries: list[dict]) -> tuple[dict, dict, set[tuple[str, str]
     uncertain: set[tuple[str, str]] = set()
     started: dict[tuple[int, int], dict] = {}
     for e in entries:
-        key = (e["round"], e["i"])
+        key = (e["round"], e.get("worker", 0), e["i"])
         if e["state"] == "start":
             started[key] = e
             continue
@@ -117,7 +131,7 @@ def _expected_refs(entries: list[dict]) -> tuple[dict, dict, set[tuple[str, str]
 def _check(repo_dir: Path, journal: Path) -> list[str]:
     """What is wrong with the repository, given the journal (empty: nothing)."""
     problems = []
-    entries = [json.loads(line) for line in journal.read_text().splitlines() if line]
+    entries = _entries(journal)
     repo = vrepo.Repository.open(repo_dir)
     history = list(repo.ancestry(branch="main"))
     messages = [info.message for info in history]
@@ -157,6 +171,7 @@ def _in_child(func, *args) -> int:
             code = 0
         except BaseException as exc:
             print(f"crash_driver child failed: {exc!r}", file=sys.stderr)
+            traceback.print_exc()
         finally:
             os._exit(code)
     return os.waitpid(pid, 0)[1]
@@ -165,21 +180,28 @@ def _in_child(func, *args) -> int:
 def main() -> int:
     repo_dir, kills, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     max_delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.4
+    workers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     journal = repo_dir.parent / "journal.jsonl"
     rng = random.Random(seed)
     if _in_child(_create, repo_dir) != 0:
         raise SystemExit("could not create the repository")
     summary = {"kills": 0, "unreadable": 0, "problems": [], "acknowledged": 0}
     for round_ in range(kills):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _work(repo_dir, journal, round_, rng.randrange(2**32))
-            finally:
-                os._exit(0)
+        pids = []
+        for worker in range(workers):
+            seed = rng.randrange(2**32)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _work(repo_dir, journal, round_, seed, worker)
+                finally:
+                    os._exit(0)
+            pids.append(pid)
         time.sleep(rng.uniform(0.05, max_delay))
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        for pid in pids:  # all at one moment: some queued, one perhaps landing their commits
+            os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            os.waitpid(pid, 0)
         summary["kills"] += 1
         report = repo_dir.parent / f"check-{round_}.json"
 
@@ -190,9 +212,7 @@ def main() -> int:
             summary["unreadable"] += 1
         else:
             summary["problems"] += json.loads(report.read_text())
-    summary["acknowledged"] = sum(
-        json.loads(line)["state"] == "done" for line in journal.read_text().splitlines()
-    )
+    summary["acknowledged"] = sum(e["state"] == "done" for e in _entries(journal))
     print(json.dumps(summary))
     return 0
 

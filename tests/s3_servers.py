@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from vrepo.storage import S3Credentials, S3Storage
 REGION = "us-east-1"
 STARTUP_TIMEOUT = 60.0  # seconds
 _SEAWEED_ATTEMPTS = 3  # a port can be taken between choosing and binding it
-_POOL_BATCH = 24  # SeaweedFS buckets warmed up at a time (see BucketPool)
+_POOL_BATCH = 12  # SeaweedFS buckets warmed up at a time (see BucketPool)
+_BATCH_TIMEOUT = 120.0  # a batch that takes longer means the server is stuck: replace it
 
 
 @dataclass
@@ -42,10 +44,24 @@ class S3Server:
     endpoint_url: str
     credentials: S3Credentials
     checks_signatures: bool  # moto accepts any credentials; SeaweedFS verifies them
+    restart: Callable[[], str] | None = None  # a fresh server in its place: its endpoint
     pool: BucketPool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pool = BucketPool(self.client(), warm=self.name == "seaweedfs")
+        self.pool = BucketPool(self, warm=self.name == "seaweedfs")
+
+    def replace(self, why: str) -> bool:
+        """Put a fresh server in the place of one that stopped answering; False if it cannot
+        be. Buckets handed out before are gone with the old one (their tests have ended)."""
+        if self.restart is None:
+            return False
+        print(
+            f"\n{self.name} at {self.endpoint_url} stopped answering ({why}); restarting it",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.endpoint_url = self.restart()
+        return True
 
     def client(self) -> Any:
         """A synchronous boto3 client, for setting up and inspecting buckets."""
@@ -58,7 +74,12 @@ class S3Server:
             aws_access_key_id=self.credentials.access_key_id,
             aws_secret_access_key=self.credentials.secret_access_key,
             region_name=REGION,
-            config=Config(max_pool_connections=_POOL_BATCH),
+            config=Config(
+                max_pool_connections=_POOL_BATCH,
+                connect_timeout=5,
+                read_timeout=30,  # a server that stops answering fails fast (see BucketPool)
+                retries={"max_attempts": 3},
+            ),
         )
 
     def storage(self, bucket: str, prefix: str = "", **options: Any) -> S3Storage:
@@ -73,11 +94,15 @@ class BucketPool:
 
     On SeaweedFS every bucket is a collection whose first write waits about 0.2 s for a new
     volume, so buckets are created and written once in parallel batches ahead of use; each
-    bucket is still handed out only once, and empty.
+    bucket is still handed out only once, and empty. Under load a SeaweedFS master can stop
+    assigning volumes for good (seen: every later request timing out, for the rest of the
+    run); a batch that fails or takes over `_BATCH_TIMEOUT` replaces the server, once per
+    batch, instead of failing every later test.
     """
 
-    def __init__(self, client: Any, *, warm: bool) -> None:
-        self._client = client
+    def __init__(self, server: S3Server, *, warm: bool) -> None:
+        self._server = server
+        self._client = server.client()
         self._warm = warm
         self._ready: list[str] = []
         self._lock = threading.Lock()
@@ -85,13 +110,30 @@ class BucketPool:
     def take(self) -> str:
         with self._lock:
             if not self._ready:
-                self._ready = self._make(_POOL_BATCH if self._warm else 1)
+                count = _POOL_BATCH if self._warm else 1
+                try:
+                    self._ready = self._make(count)
+                except Exception as exc:
+                    if not self._server.replace(repr(exc)[:300]):
+                        raise
+                    self._client = self._server.client()
+                    self._ready = self._make(count)
             return self._ready.pop()
 
     def _make(self, count: int) -> list[str]:
         names = [f"vrepo-{uuid.uuid4().hex[:16]}" for _ in range(count)]
-        with ThreadPoolExecutor(min(count, _POOL_BATCH)) as pool:
-            list(pool.map(self._create, names))
+        pool = ThreadPoolExecutor(min(count, _POOL_BATCH))
+        try:
+            futures = [pool.submit(self._create, name) for name in names]
+            done, pending = wait(futures, timeout=_BATCH_TIMEOUT)
+            if pending:
+                raise TimeoutError(
+                    f"{len(pending)} of {count} buckets not ready after {_BATCH_TIMEOUT:.0f} s"
+                )
+            for future in done:
+                future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # stuck threads die with the server
         return names
 
     def _create(self, name: str) -> None:
@@ -199,26 +241,39 @@ def weed_binary() -> str:
 
 @contextlib.contextmanager
 def start_seaweedfs(directory: Path) -> Iterator[S3Server]:
-    """``weed server`` with its S3 gateway on free ports of 127.0.0.1, in its own group."""
+    """``weed server`` with its S3 gateway on free ports of 127.0.0.1, in its own group;
+    the server can be replaced by a fresh one (`S3Server.replace`)."""
     credentials = _test_credentials()
-    failures = []
-    for attempt in range(_SEAWEED_ATTEMPTS):
-        workdir = directory / f"attempt{attempt}"
-        process, endpoint, log = _launch_weed(workdir, credentials)
-        try:
-            _wait_until_ready(process, endpoint, credentials, log)
-        except _StartupError as exc:
-            _kill(process)
-            failures.append(str(exc))
-            if not exc.retry:
-                break
-            continue
-        try:
-            yield S3Server("seaweedfs", endpoint, credentials, True)
-        finally:
-            _kill(process)
-        return
-    raise RuntimeError("SeaweedFS did not start:\n\n" + "\n\n".join(failures))
+    running: list[Any] = []
+    starts = itertools.count()
+
+    def start() -> str:
+        failures = []
+        for _ in range(_SEAWEED_ATTEMPTS):
+            workdir = directory / f"attempt{next(starts)}"
+            process, endpoint, log = _launch_weed(workdir, credentials)
+            try:
+                _wait_until_ready(process, endpoint, credentials, log)
+            except _StartupError as exc:
+                _kill(process)
+                failures.append(str(exc))
+                if not exc.retry:
+                    break
+                continue
+            running.append(process)
+            return endpoint
+        raise RuntimeError("SeaweedFS did not start:\n\n" + "\n\n".join(failures))
+
+    def restart() -> str:
+        while running:
+            _kill(running.pop())
+        return start()
+
+    try:
+        yield S3Server("seaweedfs", start(), credentials, True, restart)
+    finally:
+        while running:
+            _kill(running.pop())
 
 
 class _StartupError(Exception):

@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import subprocess
 import sys
+import types
 import warnings
 from typing import Any
 
@@ -58,6 +59,12 @@ class AsyncOnlyGzip(zc.GzipCodec):
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: Any) -> Buffer:
         return chunk_spec.prototype.buffer.from_bytes(gzip.decompress(chunk_bytes.to_bytes()))
+
+
+@pytest.fixture(autouse=True)
+def _gzip_clock(monkeypatch):
+    """gzip stamps the second it compresses in; two writes a second apart differ only there."""
+    monkeypatch.setattr(gzip, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.0))
 
 
 def _stored(array: zarr.Array) -> dict[str, bytes]:

@@ -25,8 +25,10 @@ from typer.testing import CliRunner
 from zarr.core.sync import sync
 
 import vrepo
+import vrepo._sync
 import vrepo.cli
 import vrepo.config
+import vrepo.engine.refs
 from s3_servers import REGION
 
 # stderr apart from stdout: click < 8.2 (typer < 0.16 runs on it) mixes the two unless told
@@ -342,7 +344,13 @@ def test_tag_commands(air_copy):
 
 def test_ambiguous_names_need_a_kind(air_copy):
     path, _, ids = air_copy
-    run("branch", "create", path, "v1", "--from", "dev")  # a branch named like a tag
+    assert "a tag named 'v1' exists" in error_of("branch", "create", path, "v1", "--from", "dev")
+    repo = vrepo.Repository.open(path)  # as a repository from before that was refused holds it
+    head = vrepo.engine.refs.RefHead("branch", "v1", None)
+    record = vrepo.engine.refs.write_record(
+        repo.storage, head, "create", ids["dev"], vrepo.engine.refs.new_operation()
+    )
+    vrepo._sync.run_sync(record)
     message = error_of("log", f"{path}@v1")
     assert "'v1' is both a branch" in message and "'branch:v1' or 'tag:v1'" in message
     assert run_json("log", f"{path}@branch:v1", "-n", "1")[0]["id"] == ids["dev"]

@@ -11,6 +11,8 @@ import pytest
 import zarr
 
 import vrepo
+import vrepo.format
+from vrepo._sync import run_sync
 from vrepo.storage import MemoryStorage, Storage
 
 
@@ -90,6 +92,24 @@ def test_everything_is_durable_before_the_ref_is_published():
     assert sum(k.startswith("manifests/") for k in durable) == 1
 
 
+def test_refs_into_one_object_make_it_durable_once():
+    storage = RecordingStorage()
+    repo = vrepo.Repository.create(storage, config=vrepo.RepoConfig(inline_threshold_bytes=0))
+    session = repo.writable_session()
+    write(session, 5)
+    session.commit("five")
+    session = repo.writable_session()
+    content = run_sync(session._ensure_content())
+    run_sync(storage.put("chunks/0" + "1" * 19, bytes(64)))
+    for i in range(4):  # four refs at offsets of one stored object, as packed chunks are
+        ref = vrepo.format.ChunkRef.external("0" + "1" * 19, 16, 16 * i)
+        content.changes.set_chunk("/x", (i,), ref)
+    storage.calls.clear()
+    session.commit("packed")
+    durable = [k for op, keys in storage.calls if op == "make_durable" for k in keys]
+    assert durable.count("chunks/0" + "1" * 19) == 1
+
+
 @pytest.mark.parametrize("failing", ["put", "make_durable", "put_if_absent"])
 def test_a_failed_commit_changes_nothing_and_can_be_retried(failing):
     storage = RecordingStorage()
@@ -150,10 +170,11 @@ def test_corrupt_ref_and_repo_info_raise_format_error(committed_repo):
 
     info = path / "repo.json"
     doc = json.loads(info.read_text())
-    doc["vrepo_format"] = 99
+    doc["vrepo_format"] = 99  # the header is covered by the checksum: damaged, not newer
     info.write_text(json.dumps(doc))
-    with pytest.raises(vrepo.FormatError, match="upgrade"):
+    with pytest.raises(vrepo.FormatError, match="checksum") as e:
         vrepo.Repository.open(path)
+    assert "newer" not in str(e.value)
 
 
 def test_truncated_chunk_index_is_not_silently_read(committed_repo):

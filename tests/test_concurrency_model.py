@@ -32,9 +32,12 @@ class _OpenSession:
 
 
 class ConcurrencyMachine(RuleBasedStateMachine):
+    split_refs = vrepo.RepoConfig().manifest_split_refs
+
     @initialize()
     def setup(self):
-        self.repo = vrepo.Repository.create(vrepo.memory_storage())
+        config = vrepo.RepoConfig(manifest_split_refs=self.split_refs)
+        self.repo = vrepo.Repository.create(vrepo.memory_storage(), config=config)
         session = self.repo.writable_session()
         zarr.create_array(session.store, name="a", shape=(2 * CHUNKS,), chunks=(2,), dtype="i4")
         first = session.commit("create a")
@@ -187,3 +190,14 @@ TestConcurrency.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+
+
+class SplitConcurrencyMachine(ConcurrencyMachine):
+    """The same, with manifests in pieces of 3 refs: rebased commits merge into pieces that
+    other commits rewrote."""
+
+    split_refs = 3
+
+
+TestSplitConcurrency = SplitConcurrencyMachine.TestCase
+TestSplitConcurrency.settings = TestConcurrency.settings

@@ -15,18 +15,8 @@ import pytest
 import zarr
 
 import vrepo
-from s3_servers import s3_server_named
 
 WRITERS, COMMITS = 8, 20
-
-
-@pytest.fixture(params=["local", "moto", "seaweedfs"])
-def shared_storage(request, tmp_path) -> vrepo.Storage:
-    """A storage every writer process reaches: local disk, or a real S3 server on 127.0.0.1."""
-    if request.param == "local":
-        return vrepo.local_storage(tmp_path / "shared.vrepo")
-    server = s3_server_named(request, request.param)
-    return server.storage(server.pool.take(), "shared")
 
 
 def _spawn_pool(n: int):

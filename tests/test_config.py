@@ -65,8 +65,10 @@ def test_defaults():
         "repository.commit-retries": 100,
         "repository.commit-backoff-ms": 1.0,
         "repository.commit-backoff-max-ms": 64.0,
+        "repository.manifest-split-refs": 32768,
         "storage.local.fsync-threads": 8,
         "storage.s3.scatter-credentials": True,
+        "read.verify-checksums": True,
         "dask.split-every": 32,
     }
     assert {name: vrepo.config.get(name) for name in vrepo.config.KEYS} == expected
@@ -130,7 +132,7 @@ def test_environment_variables_beat_files(isolated, monkeypatch):
 
 def test_location_variables_are_not_settings(isolated, monkeypatch):
     _reload(monkeypatch, VREPO_ROOT_CONFIG=str(isolated))  # VREPO_CONFIG is set too
-    assert set(vrepo.config.config.to_dict()) == {"repository", "storage", "dask"}
+    assert set(vrepo.config.config.to_dict()) == {"repository", "storage", "read", "dask"}
 
 
 def test_env_var_spelling_is_documented_by_each_key():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -108,3 +109,43 @@ def test_ten_percent_of_calls_failing_lose_and_double_nothing(backend: str, tmp_
     # the faults did happen, of both kinds, and the user saw some of them
     assert result["faults_before"] > 30 and result["faults_after"] > 5
     assert result["failures"] > 0
+
+
+@pytest.mark.parametrize("backend", ["memory", "local"])
+def test_committers_racing_through_faults_land_each_commit_once(backend: str, tmp_path) -> None:
+    """Four threads commit disjoint chunks to main through the failing storage: they race,
+    queue, and land each other's offered commits, and still every commit lands exactly once
+    (a commit whose offer landed while its committer saw a failure is adopted on retry, not
+    redone or reported as conflicting with itself)."""
+    inner = MemoryStorage() if backend == "memory" else LocalStorage(tmp_path / "r.vrepo")
+    storage = FaultyStorage(inner, rate=0.1, applied_share=0.5, seed=7)
+    failures, writers, each = [0], 4, 12
+    repo = until_it_returns(lambda: vrepo.Repository.open_or_create(storage), failures)
+
+    def setup() -> str:
+        session = repo.writable_session()
+        zarr.create_array(session.store, name="x", shape=(writers * each,), chunks=(1,), dtype="i8")
+        return session.commit("setup")
+
+    until_it_returns(setup, failures)
+
+    def writer(w: int) -> None:
+        for chunk in range(w * each, (w + 1) * each):
+            session = until_it_returns(repo.writable_session, failures)
+            arr = until_it_returns(lambda s=session: zarr.open_array(s.store, path="x"), failures)
+
+            def write(arr=arr, chunk=chunk) -> None:
+                arr[chunk] = chunk + 1
+
+            until_it_returns(write, failures)
+            until_it_returns(lambda s=session, c=chunk: s.commit(f"chunk {c}"), failures)
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(writer, range(writers)))
+    storage.rate = 0.0
+    repo = vrepo.Repository.open(storage)
+    history = [info.message for info in repo.ancestry(branch="main")]
+    assert sorted(history[:-2]) == sorted(f"chunk {c}" for c in range(writers * each))
+    values = zarr.open_array(repo.readonly_session().store, path="x", mode="r")[:]
+    np.testing.assert_array_equal(values, np.arange(1, writers * each + 1))
+    assert failures[0] > 0

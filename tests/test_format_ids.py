@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrepo.errors import FormatError
+from vrepo.format import ids
 from vrepo.format.ids import (
     ALPHABET,
     ID_BYTES,
@@ -95,3 +98,35 @@ def test_bytes_to_id_wrong_length() -> None:
         bytes_to_id(b"\x00" * 11)
     with pytest.raises(ValueError):
         array_to_ids(np.zeros((2, 11), np.uint8))
+
+
+def test_timed_ids_sort_by_the_second_they_were_made():
+    made = [ids.new_timed_id(now) for now in (1.7e9, 1.7e9 + 1, 1.7e9 + 1, 2.5e9, 4e9)]
+    assert all(ids.is_valid_id(i) for i in made)
+    assert made[0] < made[1] and made[1] != made[2] and max(made[1:3]) < made[3] < made[4]
+    assert [ids.timed_id_seconds(i) for i in made] == [1.7e9, 1.7e9 + 1, 1.7e9 + 1, 2.5e9, 4e9]
+    assert ids.timed_id_seconds(ids.new_timed_id()) == pytest.approx(time.time(), abs=2)
+
+
+def test_timed_id_floor_separates_before_from_after():
+    floor = ids.timed_id_floor(1.7e9 + 0.5)
+    assert (
+        ids.new_timed_id(1.7e9 - 1)
+        < floor
+        <= ids.new_timed_id(1.7e9)
+        < ids.timed_id_floor(1.7e9 + 1)
+    )
+    assert ids.timed_id_floor(0) == ids.timed_id_floor(ids.TIMED_EPOCH)  # clamped, not negative
+    assert ids.timed_id_floor(1e12) == ids.timed_id_floor(1e13)  # and clamped at the end
+
+
+def test_timed_ids_refuse_a_clock_before_2020():
+    with pytest.raises(ValueError, match="2020"):
+        ids.new_timed_id(1e9)
+
+
+def test_timed_ids_are_random_within_a_second():
+    same = {ids.new_timed_id(1.8e9) for _ in range(1000)}
+    assert len(same) == 1000
+    assert len({i[:7] for i in same}) == 1  # the time part is shared ...
+    assert len({i[8:] for i in same}) == 1000  # ... the rest is not

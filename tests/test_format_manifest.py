@@ -25,6 +25,8 @@ refs_st = st.one_of(
         st.sampled_from(CHUNK_IDS),
         st.integers(0, 2**32 - 1),
         st.integers(0, 2**40),
+        # a checksum, or none (refs written in format version 1)
+        st.one_of(st.none(), st.integers(0, 2**32 - 1)),
     ),
 )
 
@@ -51,8 +53,10 @@ def _check(m: Manifest, model: dict[tuple[int, ...], ChunkRef], shape: tuple[int
     assert pickle.loads(pickle.dumps(back)) == m
     if len(m):
         limit = 20 if all(r.is_inline for r in model.values()) else 32
+        limit += 0 if m.checksums is None else 8
         assert m.nbytes_in_memory / len(m) <= limit
     assert (m.ids is None) == all(r.is_inline for r in model.values())
+    assert (m.checksums is None) == all(r.checksum is None for r in model.values())
 
 
 @st.composite
@@ -129,6 +133,29 @@ def test_columns_and_dtypes() -> None:
     assert m.nbytes_in_memory == 2 * 32
     with pytest.raises(ValueError):
         m.keys[0] = 5  # immutable
+
+
+def test_checksum_column() -> None:
+    cid = new_id()
+    refs = [
+        ChunkRef.external(cid, 10, 0, checksum=0),
+        ChunkRef.inlined(b"ab"),
+        ChunkRef.external(cid, 10, 10),  # from a version-1 manifest: no checksum
+        ChunkRef.external(cid, 10, 20, checksum=2**32 - 1),
+    ]
+    m = Manifest.from_refs(1, np.array([[0], [1], [2], [3]]), refs)
+    assert m.checksums is not None and m.checksums.dtype == np.uint64
+    assert [m.lookup((i,)) for i in range(4)] == refs
+    assert Manifest.decode(m.encode(), what="m") == m
+    assert m.nbytes_in_memory == 4 * 40
+    # removing the last checksummed rows leaves the canonical form: no column
+    legacy = m.with_changes(np.array([[0], [3]]), [None, None])
+    assert legacy.checksums is None and legacy.lookup((2,)) == refs[2]
+    assert Manifest.decode(legacy.encode(), what="m").checksums is None
+    # a version-1 manifest changed by today's vrepo: old rows keep no checksum
+    mixed = legacy.with_changes(np.array([[5]]), [ChunkRef.external(cid, 3, checksum=9)])
+    assert mixed.lookup((2,)).checksum is None and mixed.lookup((5,)).checksum == 9
+    assert Manifest.decode(mixed.encode(), what="m") == mixed
 
 
 def test_with_changes_grows_and_shrinks_extent() -> None:
@@ -229,10 +256,42 @@ def test_inconsistent_payload() -> None:
         {"columns": b"not zstd"},
         {"inline_blob": b"a"},
         {"ndim": "one"},
+        {"has_checksums": True},  # no checksum columns
     ]
     for kw in bad:
         with pytest.raises(FormatError, match="manifest X"):
             Manifest.decode(payload(**kw), what="manifest X")
+
+
+def test_checksum_columns_are_validated() -> None:
+    import msgspec
+
+    def payload(missing: int) -> bytes:
+        columns = np.array([0, 2], "<u4").tobytes() + bytes(12) + new_id_bytes()
+        columns += np.array([0, 0], "<u8").tobytes() + np.array([1, 5], "<u4").tobytes()
+        columns += np.array([0, 77], "<u4").tobytes() + bytes([missing])
+        body = {
+            "ndim": 1,
+            "count": 2,
+            "extent": [3],
+            "has_ids": True,
+            "columns": compress_bytes(columns),
+            "inline_blob": b"a",
+            "has_checksums": True,
+        }
+        return encode_binary(FileType.MANIFEST, msgspec.msgpack.encode(body), compress=False)
+
+    good = Manifest.decode(payload(0b01), what="m")  # row 0 is inline: no checksum
+    assert good.lookup((0,)) == ChunkRef.inlined(b"a") and good.lookup((2,)).checksum == 77
+    assert Manifest.decode(payload(0b11), what="m").checksums is None  # canonical
+    with pytest.raises(FormatError, match="inline ref has a checksum"):
+        Manifest.decode(payload(0b10), what="m")
+
+
+def new_id_bytes() -> bytes:
+    from vrepo.format import id_to_bytes
+
+    return id_to_bytes(new_id())
 
 
 # --- scale sanity check (not a timed assertion) -----------------------------------------

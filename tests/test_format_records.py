@@ -18,6 +18,7 @@ from vrepo.format import (
     ChunkRef,
     FileType,
     LooseObject,
+    Manifest,
     ManifestRef,
     NodeSnapshot,
     RefRecord,
@@ -41,7 +42,7 @@ from vrepo.format import (
     seq_from_record_key,
     validate_ref_name,
 )
-from vrepo.format.envelope import HEADER_SIZE
+from vrepo.format.envelope import HEADER_SIZE, seal_binary
 
 # --- ChunkRef ----------------------------------------------------------------------------
 
@@ -80,11 +81,26 @@ def test_chunk_ref_constructors() -> None:
         lambda: ChunkRef(new_id(), 0, 3, b"abc"),
         lambda: ChunkRef(None, 0, 3, None),
         lambda: ChunkRef(None, 0, 4, b"abc"),
+        lambda: ChunkRef.external(new_id(), 10, checksum=-1),
+        lambda: ChunkRef.external(new_id(), 10, checksum=2**32),
+        lambda: ChunkRef.external(new_id(), 10, checksum=1.0),
+        lambda: ChunkRef.external(new_id(), 10, checksum=True),
+        lambda: ChunkRef(None, 0, 3, b"abc", 7),  # inline bytes carry no checksum
     ],
 )
 def test_chunk_ref_invalid(make) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         make()
+
+
+def test_chunk_ref_checksum() -> None:
+    ref = ChunkRef.external(new_id(), 100, checksum=2**32 - 1)
+    assert ref.checksum == 2**32 - 1 and ChunkRef.external(new_id(), 1).checksum is None
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(ref), type=ChunkRef) == ref
+    assert ref != msgspec.structs.replace(ref, checksum=0)
+    # a ref of format version 1 (four fields) decodes without one
+    old = msgspec.msgpack.encode([ref.chunk_id, 0, 100, None])
+    assert msgspec.msgpack.decode(old, type=ChunkRef).checksum is None
 
 
 # --- snapshots ---------------------------------------------------------------------------
@@ -108,7 +124,8 @@ def _snapshot() -> Snapshot:
         ),
         loose=(
             LooseObject("notes.txt", ChunkRef.inlined(b"hi")),
-            LooseObject("big.bin", ChunkRef.external(new_id(), 10**6)),
+            LooseObject("big.bin", ChunkRef.external(new_id(), 10**6, checksum=12345)),
+            LooseObject("old.bin", ChunkRef.external(new_id(), 10)),
         ),
     )
 
@@ -152,8 +169,38 @@ def test_snapshot_wrong_type_and_newer() -> None:
         decode_snapshot(log, what="snapshot X")
     data = bytearray(encode_snapshot(_snapshot()))
     struct.pack_into("<H", data, 8, FORMAT_VERSION + 1)
-    with pytest.raises(FormatError, match="upgrade"):
+    with pytest.raises(FormatError, match="checksum"):  # a damaged version byte
         decode_snapshot(bytes(data), what="snapshot X")
+    with pytest.raises(FormatError, match="upgrade"):  # a genuinely newer file
+        decode_snapshot(seal_binary(data), what="snapshot X")
+
+
+def _manifest_file() -> bytes:
+    refs = [ChunkRef.external(new_id(), 10, checksum=5), ChunkRef.inlined(b"abc")]
+    return Manifest.from_refs(1, [[0], [1]], refs).encode()
+
+
+_FILES = {
+    "snapshot": (lambda: encode_snapshot(_snapshot()), decode_snapshot),
+    "transaction log": (
+        lambda: encode_transaction_log(TransactionLog(new_id(), new_arrays=("/a",))),
+        decode_transaction_log,
+    ),
+    "manifest": (_manifest_file, lambda data, what: Manifest.decode(data, what=what)),
+}
+
+
+@pytest.mark.parametrize("kind", list(_FILES))
+@pytest.mark.parametrize("offset", range(8, HEADER_SIZE))  # version, type, ..., checksum
+def test_header_bit_flips_read_as_corrupt(kind: str, offset: int) -> None:
+    encode, decode = _FILES[kind]
+    good = encode()
+    for bit in range(8):
+        data = bytearray(good)
+        data[offset] ^= 1 << bit
+        with pytest.raises(FormatError, match="checksum") as e:
+            decode(bytes(data), what=f"{kind} X")
+        assert f"{kind} X" in str(e.value) and "newer" not in str(e.value)
 
 
 def test_snapshot_bad_body() -> None:

@@ -1,13 +1,23 @@
-"""Property test: random writes, commits, branches and tags against a plain-Python model.
+"""Property test: random writes, commits, branches, tags, expiry and garbage collection
+against a plain-Python model.
 
-After any sequence of operations, every snapshot ever committed must still read back exactly
-what it held when committed, every branch and tag must point where the model says, and every
-open session must see its own uncommitted writes.
+After any sequence of operations, every snapshot not collected must still read back exactly
+what it held when committed (garbage collection deletes only snapshots no ref reaches), every
+branch and tag must point where the model says, every open session must see its own
+uncommitted writes, and expiry must keep heads, tags, the first snapshot and everything newer
+than its cut-off in the histories.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import shutil
+import tempfile
+import time
+
 import numpy as np
+import pytest
 import zarr
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -21,6 +31,8 @@ from hypothesis.stateful import (
 )
 
 import vrepo
+from vrepo._sync import run_sync
+from vrepo.engine.gc import collect
 
 # raw int32 chunks: "a" chunks are 8 bytes (inline), "b" chunks 24 bytes (stored as objects)
 ARRAYS = {"a": ((6,), (2,)), "b": ((4, 5), (2, 3))}
@@ -30,7 +42,9 @@ class ModelArray:
     """An array as zarr keeps it: a shape over whole chunks.
 
     Shrinking deletes only chunks wholly outside the new shape, so values past the edge of a
-    kept chunk reappear when the array grows again (plain zarr does the same).
+    kept chunk reappear when the array grows again (plain zarr does the same), unless a write
+    covered all of the chunk inside the shape: zarr then writes the chunk whole, and its part
+    past the edge holds the fill value again.
     """
 
     def __init__(self, name: str) -> None:
@@ -42,6 +56,23 @@ class ModelArray:
 
     def view(self) -> np.ndarray:
         return self.backing[tuple(slice(0, n) for n in self.shape)]
+
+    def write(self, index: tuple[slice, ...], value: int) -> None:
+        self.view()[index] = value
+        per_axis = []
+        for s, n, c in zip(index, self.shape, self.chunks, strict=True):
+            whole = [k for k in range(s.start // c, -(-s.stop // c)) if s.start <= k * c]
+            per_axis.append([k for k in whole if s.stop >= min((k + 1) * c, n)])
+        for coords in itertools.product(*per_axis):
+            region = tuple(
+                slice(k * c, (k + 1) * c) for k, c in zip(coords, self.chunks, strict=True)
+            )
+            inside = tuple(
+                slice(r.start, min(r.stop, n)) for r, n in zip(region, self.shape, strict=True)
+            )
+            kept = self.backing[inside].copy()
+            self.backing[region] = 0
+            self.backing[inside] = kept
 
     def resize(self, shape: tuple[int, ...]) -> None:
         backing = np.zeros(self._capacity(shape), "i4")
@@ -84,17 +115,22 @@ def _read_all(store) -> dict[str, np.ndarray]:
 class HistoryMachine(RuleBasedStateMachine):
     snapshots = Bundle("snapshots")
     branch_names = Bundle("branch_names")
+    split_refs = vrepo.RepoConfig().manifest_split_refs
+
+    def new_storage(self) -> vrepo.Storage:
+        return vrepo.memory_storage()
 
     @initialize(target=snapshots)
     def setup(self):
-        config = vrepo.RepoConfig(inline_threshold_bytes=16)
-        self.repo = vrepo.Repository.create(vrepo.memory_storage(), config=config)
+        config = vrepo.RepoConfig(inline_threshold_bytes=16, manifest_split_refs=self.split_refs)
+        self.repo = vrepo.Repository.create(self.new_storage(), config=config)
         first = self.repo.lookup_branch("main")
         self.committed: dict[str, Model] = {first: {}}
         self.heads: dict[str, str] = {"main": first}
         self.tags: dict[str, str] = {}
         self.sessions: dict[str, tuple[vrepo.Session, Model]] = {}
         self.tag_counter = 0
+        self.collected: set[str] = set()
         return first
 
     def _session(self, branch: str) -> tuple[vrepo.Session, Model]:
@@ -121,7 +157,7 @@ class HistoryMachine(RuleBasedStateMachine):
             for lo in [data.draw(st.integers(0, n - 1))]
         )
         arr[index] = value
-        model[name].view()[index] = value
+        model[name].write(index, value)
 
     @rule(data=st.data(), name=st.sampled_from(sorted(ARRAYS)), grow=st.integers(-2, 3))
     def resize(self, data, name, grow):
@@ -161,6 +197,8 @@ class HistoryMachine(RuleBasedStateMachine):
     def create_branch(self, snapshot, name):
         if name in self.heads:
             return name
+        if self._refused_as_collected(self.repo.create_branch, name, snapshot):
+            return name
         self.repo.create_branch(name, snapshot)
         self.heads[name] = snapshot
         return name
@@ -175,6 +213,8 @@ class HistoryMachine(RuleBasedStateMachine):
     @rule(data=st.data(), snapshot=snapshots)
     def reset_branch(self, data, snapshot):
         branch = self._branch(data)
+        if self._refused_as_collected(self.repo.reset_branch, branch, snapshot):
+            return
         self.repo.reset_branch(branch, snapshot)
         self.heads[branch] = snapshot
         self.sessions.pop(branch, None)  # its session now lags the branch: drop it
@@ -183,8 +223,70 @@ class HistoryMachine(RuleBasedStateMachine):
     def tag(self, snapshot):
         name = f"t{self.tag_counter}"
         self.tag_counter += 1
+        if self._refused_as_collected(self.repo.create_tag, name, snapshot):
+            return
         self.repo.create_tag(name, snapshot)
         self.tags[name] = snapshot
+
+    def _refused_as_collected(self, move, name: str, snapshot: str) -> bool:
+        """Moving a ref onto a collected snapshot is refused, and changes nothing."""
+        if snapshot not in self.collected:
+            return False
+        with pytest.raises(vrepo.SnapshotNotFoundError):
+            move(name, snapshot)
+        return True
+
+    def _histories(self) -> dict[str, list[vrepo.SnapshotInfo]]:
+        refs = {f"branch:{b}": h for b, h in self.heads.items()}
+        refs.update({f"tag:{t}": s for t, s in self.tags.items()})
+        return {ref: list(self.repo.ancestry(snapshot_id=s)) for ref, s in refs.items()}
+
+    @rule(data=st.data())
+    def expire(self, data):
+        before = self._histories()
+        times = sorted({e.written_at for entries in before.values() for e in entries})
+        cutoff = data.draw(st.sampled_from(times)) + dt.timedelta(microseconds=1)
+        keep_tags = data.draw(st.booleans())
+        expired = self.repo.expire_snapshots(cutoff, keep_tags=keep_tags)
+        after = self._histories()
+        reached_before = {e.id for entries in before.values() for e in entries}
+        reached_after = {e.id for entries in after.values() for e in entries}
+        assert sorted(expired) == sorted(reached_before - reached_after)
+        tagged = set(self.tags.values())
+        for ref, entries in before.items():
+            kept = [e.id for e in after[ref]]
+            must = [
+                e.id
+                for i, e in enumerate(entries)
+                if i == 0
+                or e.parent_id is None
+                or e.written_at >= cutoff
+                or e.id in self.heads.values()
+                or (keep_tags and e.id in tagged)
+            ]
+            assert [i for i in kept if i in must] == must, ref  # in order, none lost
+            assert set(kept) <= {e.id for e in entries}  # nothing new in a history
+        assert self.repo.expire_snapshots(cutoff, keep_tags=keep_tags) == []
+
+    @rule()
+    def collect_garbage(self):
+        """Collect as if ten seconds later with no grace period: open sessions are
+        abandoned first (their chunks are garbage), and what no ref reaches goes."""
+        for session, _ in self.sessions.values():
+            session.discard_changes()
+        self.sessions.clear()
+        reached = {e.id for entries in self._histories().values() for e in entries}
+        objects, timed = self.repo._objects, self.repo._info.format_version >= 3
+        now_us = time.time_ns() // 1000 + 10_000_000
+        report = run_sync(collect(objects, 0, dry_run=False, timed_ids=timed, now_us=now_us))
+        assert report.retained_snapshots == len(reached)
+        gone = set(self.committed) - reached
+        assert report.snapshots == len(gone)
+        self.collected |= gone
+        for snapshot in gone:
+            del self.committed[snapshot]
+        again = run_sync(collect(objects, 0, dry_run=True, timed_ids=timed, now_us=now_us))
+        assert again.objects - again.other == 0, again  # the first one left nothing behind
 
     @invariant()
     def sessions_see_their_own_writes(self):
@@ -217,3 +319,35 @@ TestHistory.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+class SplitHistoryMachine(HistoryMachine):
+    """The same, with manifests in pieces of 2 refs, so writes, resizes and deletes cross
+    many pieces, and pieces empty out and come back."""
+
+    split_refs = 2
+
+
+TestSplitHistory = SplitHistoryMachine.TestCase
+TestSplitHistory.settings = TestHistory.settings
+
+
+class LocalHistoryMachine(HistoryMachine):
+    """The same on local disk (with collections deleting files), in pieces of 3 refs."""
+
+    split_refs = 3
+
+    def new_storage(self) -> vrepo.Storage:
+        self.root = tempfile.mkdtemp(prefix="vrepo-history-model-")
+        return vrepo.local_storage(self.root)
+
+    def teardown(self):
+        try:
+            super().teardown()
+        finally:
+            if hasattr(self, "root"):
+                shutil.rmtree(self.root, ignore_errors=True)
+
+
+TestLocalHistory = LocalHistoryMachine.TestCase
+TestLocalHistory.settings = settings(TestHistory.settings, max_examples=30)

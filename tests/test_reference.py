@@ -8,6 +8,7 @@ import xarray as xr
 import zarr
 
 import vrepo
+from vrepo._sync import run_sync
 from vrepo.engine.reference import Reference, Revision, parse_reference, parse_revision
 from vrepo.xarray.backend import VRepoBackendEntrypoint
 
@@ -137,9 +138,26 @@ def test_deleted_refs_say_so(repo):
         repo.resolve("v1")
 
 
+def _branch_named_like_a_tag(repo: vrepo.Repository, name: str, snapshot_id: str) -> None:
+    """As a repository from before such names were refused holds it: written directly."""
+    from vrepo.engine.refs import RefHead, new_operation, write_record
+
+    head = RefHead("branch", name, None)
+    run_sync(write_record(repo._objects.storage, head, "create", snapshot_id, new_operation()))
+
+
+def test_a_branch_named_like_a_tag_is_refused_and_the_reverse(repo):
+    repo, ids = repo
+    with pytest.raises(vrepo.RefExistsError, match=r"a tag named 'v1' exists.*ambiguous"):
+        repo.create_branch("v1", ids["b"])
+    with pytest.raises(vrepo.RefExistsError, match=r"a branch named 'dev' exists.*ambiguous"):
+        repo.create_tag("dev", ids["b"])
+    assert repo.list_branches() == ["dev", "main"] and repo.list_tags() == ["v1"]
+
+
 def test_a_name_both_branch_and_tag_must_be_disambiguated(repo):
     repo, ids = repo
-    repo.create_branch("v1", ids["b"])
+    _branch_named_like_a_tag(repo, "v1", ids["b"])
     with pytest.raises(
         vrepo.InvalidArgumentError, match=r"'v1' is both a branch .* and a tag .*'branch:v1'"
     ):
@@ -229,3 +247,42 @@ def test_xarray_reference_and_keywords_conflict(dataset_history):
             xr.open_dataset(f"{path}@v1", engine="vrepo", **keyword)
     with pytest.raises(vrepo.RefNotFoundError, match="has only 3 ancestors"):
         xr.open_dataset(f"{path}@main~4", engine="vrepo")
+
+
+def test_a_snapshot_id_may_be_abbreviated_in_any_case(repo):
+    repo, ids = repo
+    for name in "abc":
+        full = ids[name]
+        others = [ids[n] for n in "abc" if n != name]
+        n = next(k for k in range(4, 21) if all(o[:k] != full[:k] for o in others))
+        assert repo.resolve(full[:n]) == full
+        assert repo.resolve(full[:n].lower() + "~0") == full
+        assert repo.resolve(f"snapshot:{full[:n].lower()}") == full
+    assert repo.resolve(ids["b"][:12] + "~1") == ids["a"]
+    with pytest.raises(vrepo.RefNotFoundError, match="no branch, tag or snapshot id"):
+        repo.resolve("1ZZZ")  # an id's shape, no snapshot's start
+
+
+def test_an_ambiguous_prefix_lists_the_candidates(repo):
+    repo, _ = repo
+    twins = ["1ABCD000000000000000", "1ABCD000000000000001"]
+    for twin in twins:  # only their names matter: the prefix is refused before any is read
+        run_sync(repo.storage.put(f"snapshots/{twin}", b"x"))
+    with pytest.raises(vrepo.InvalidArgumentError, match="start of several snapshot ids") as info:
+        repo.resolve("1abcd")
+    assert all(twin in str(info.value) for twin in twins)
+    assert "give more of the id" in str(info.value)
+
+
+def test_ref_operations_take_any_revision(repo):
+    repo, ids = repo
+    repo.create_tag("v0", "main~2")
+    assert repo.lookup_tag("v0") == ids["a"]
+    repo.create_branch("fix", "v1")
+    assert repo.lookup_branch("fix") == ids["a"]
+    repo.reset_branch("fix", ids["c"][:10].lower())
+    assert repo.lookup_branch("fix") == ids["c"]
+    repo.create_tag("v0", "tag:v0")  # a retry of the same tag: returns normally
+    with pytest.raises(vrepo.RefNotFoundError):
+        repo.create_tag("v9", "nowhere~1")
+    assert "v9" not in repo.list_tags()

@@ -180,13 +180,13 @@ def counted_reads(monkeypatch):
     async def attach(store) -> list[tuple[int, int]]:
         content = await store.session._ensure_content()
         reads: list[tuple[int, int]] = []
-        read = content.read
+        read = content.objects.read_chunk
 
-        async def counting(ref, start=0, end=None):
+        async def counting(ref, start=0, end=None, **checks):
             reads.append((start, end))
-            return await read(ref, start, end)
+            return await read(ref, start, end, **checks)
 
-        monkeypatch.setattr(content, "read", counting)
+        monkeypatch.setattr(content.objects, "read_chunk", counting)
         return reads
 
     return attach

@@ -35,7 +35,7 @@ class _VRepoStoreTests(StoreTests[VRepoStore, cpu.Buffer]):
         content = await store.session._ensure_content()
         ref = content.object_ref(key)
         if ref is not None:
-            return self.buffer_cls.from_bytes(await content.read(ref))
+            return self.buffer_cls.from_bytes(await content.objects.read_chunk(ref))
         value = await store.get(key, prototype=default_buffer_prototype())
         assert value is not None, key
         return value

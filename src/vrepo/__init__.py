@@ -6,7 +6,7 @@ to one branch. Start with `Repository.open_or_create(path)`.
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vrepo.engine.content import ChangeSummary
 from vrepo.engine.diff import ArrayChunkDiff, SnapshotDiff
@@ -40,9 +40,6 @@ from vrepo.format import RefRecord, RepoConfig
 from vrepo.storage import (
     FsspecStorage,
     LocalStorage,
-    MemoryStorage,
-    S3Credentials,
-    S3Storage,
     Storage,
     fsspec_storage,
     local_storage,
@@ -50,6 +47,10 @@ from vrepo.storage import (
     s3_storage,
 )
 from vrepo.xarray._hook import install as _install_xarray_accessor
+
+if TYPE_CHECKING:
+    from vrepo.storage import MemoryStorage, S3Credentials, S3Storage
+    from vrepo.zarr.store import VRepoStore
 
 _install_xarray_accessor()  # ds.vrepo, without importing xarray before the user does
 
@@ -63,28 +64,45 @@ def _zarr_store(session: Session) -> Any:
 
 Session._store_factory = _zarr_store
 
-_LAZY = {"VRepoStore": "vrepo.zarr.store", "xarray": "vrepo.xarray", "dask": "vrepo.dask"}
+# names that load on first use, from their modules: the S3 and memory backends
+# (`vrepo.storage` loads them when asked), the zarr store and the xarray and dask integrations
+_LAZY_NAMES = {
+    "GcReport": "vrepo.engine.gc",
+    "Usage": "vrepo.engine.usage",
+    "ArrayUsage": "vrepo.engine.usage",
+    "MemoryStorage": "vrepo.storage",
+    "S3Credentials": "vrepo.storage",
+    "S3Storage": "vrepo.storage",
+    "VRepoStore": "vrepo.zarr.store",
+}
+_LAZY_MODULES = {"xarray": "vrepo.xarray", "dask": "vrepo.dask"}
 
 
 def __getattr__(name: str) -> Any:
-    """`VRepoStore` and the `xarray` / `dask` integrations load on first use (zarr, xarray
-    and dask take ~0.5 s to import; the CLI needs none of them)."""
-    if name not in _LAZY:
+    """`VRepoStore`, the storage backends but local storage, and the `xarray` / `dask`
+    integrations load on first use (zarr, xarray and dask take ~0.5 s to import; the CLI
+    needs none of them)."""
+    if name in _LAZY_MODULES:
+        return importlib.import_module(_LAZY_MODULES[name])
+    if name not in _LAZY_NAMES:
         raise AttributeError(f"module 'vrepo' has no attribute {name!r}")
-    module = importlib.import_module(_LAZY[name])
-    return getattr(module, name) if name == "VRepoStore" else module
+    value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    globals()[name] = value
+    return value
 
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArrayChunkDiff",
+    "ArrayUsage",
     "ChangeSummary",
     "ChunkConflictError",
     "ConflictError",
     "ForkSession",
     "FormatError",
     "FsspecStorage",
+    "GcReport",
     "History",
     "InvalidArgumentError",
     "InvalidKeyError",
@@ -112,6 +130,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "UnsupportedZarrFormatError",
+    "Usage",
     "VRepoError",
     "VRepoStore",
     "fsspec_storage",

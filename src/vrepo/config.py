@@ -6,8 +6,9 @@ environment variables (``VREPO_DASK__SPLIT_EVERY=16``: ``__`` separates levels, 
 stand for ``-``) and `set` (a context manager, or global when not used as one).
 
 Settings are read where the public API starts (`Repository.create`, `s3_storage`,
-`LocalStorage`, `vrepo.dask.store`), never deeper, and never in ``vrepo.format``. This module
-imports nothing of vrepo but its errors, so every layer's entry points may use it.
+`LocalStorage`, `VRepoStore` and so ``session.store``, `vrepo.dask.store`), never deeper,
+and never in ``vrepo.format``. This module imports nothing of vrepo but its errors, so every
+layer's entry points may use it.
 """
 
 from __future__ import annotations
@@ -167,6 +168,15 @@ KEYS: dict[str, Key] = {
             600_000,
         ),
         Key(
+            "repository.manifest-split-refs",
+            32768,
+            int,
+            "new repositories: an array's chunk refs are kept in pieces of at most this many "
+            "(by block of the chunk grid); a commit rewrites only the pieces it wrote in",
+            1,
+            2**24,
+        ),
+        Key(
             "storage.local.fsync-threads",
             8,
             int,
@@ -180,6 +190,13 @@ KEYS: dict[str, Key] = {
             bool,
             "S3 storage with a credentials provider: forks sent to workers carry the "
             "credentials it returned (s3_storage's scatter_credentials default)",
+        ),
+        Key(
+            "read.verify-checksums",
+            True,
+            bool,
+            "zarr stores over a session: check each whole stored chunk read against the "
+            "CRC-32C its manifest records (lengths are always checked)",
         ),
         Key(
             "dask.split-every",

@@ -27,7 +27,8 @@ def log(
         bool, typer.Option("--graph", help="Draw every branch and tag, like git log --graph --all.")
     ] = False,
     max_count: Annotated[
-        int | None, typer.Option("-n", "--max-count", min=0, help="Show at most N snapshots.")
+        int | None,
+        typer.Option("-n", "--max-count", min=0, max=10**18, help="Show at most N snapshots."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -4,14 +4,13 @@ the branches and tags at each snapshot, and the records that ``--json`` prints o
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from vrepo._sync import run_sync
 from vrepo.cli._options import storage_options
 from vrepo.engine.opening import split_reference
 from vrepo.engine.reference import DEFAULT_BRANCH, parse_reference
-from vrepo.engine.refs import RefHead, read_head
+from vrepo.engine.refs import current_heads
 from vrepo.engine.repository import Repository
 from vrepo.engine.snapshot_info import SnapshotInfo
 from vrepo.errors import InvalidArgumentError, RepositoryNotFoundError
@@ -75,18 +74,10 @@ class Labels:
     """Which branches and tags point at each snapshot."""
 
     def __init__(self, repo: Repository) -> None:
-        branches, tags = repo.list_branches(), repo.list_tags()
-        storage = repo.storage
-
-        async def read_all() -> list[RefHead]:
-            return await asyncio.gather(
-                *(read_head(storage, "branch", name) for name in branches),
-                *(read_head(storage, "tag", name) for name in tags),
-            )
-
-        heads = [head for head in run_sync(read_all()) if head.exists]  # none deleted since
-        self.branch_heads = {h.name: h.record.snapshot_id for h in heads if h.kind == "branch"}
-        self.tag_targets = {h.name: h.record.snapshot_id for h in heads if h.kind == "tag"}
+        # every existing ref's head, from one listing of refs/ (not one per ref), by name
+        heads = sorted(run_sync(current_heads(repo.storage)).items())
+        self.branch_heads = {name: sid for (kind, name), sid in heads if kind == "branch"}
+        self.tag_targets = {name: sid for (kind, name), sid in heads if kind == "tag"}
         self.branches: dict[str, list[str]] = {}
         self.tags: dict[str, list[str]] = {}
         for name, sid in self.branch_heads.items():

@@ -16,6 +16,9 @@ import numpy as np
 
 from vrepo.engine._rows import rows_in
 from vrepo.engine.changeset import ChangeSet, Coords
+from vrepo.engine.history_cuts import current_cuts
+from vrepo.engine.history_index import index_of_child
+from vrepo.engine.manifest_pieces import piece_index, write_pieces
 from vrepo.engine.node import ArrayLayout, NodeKind, NodeMetadata, parse_node_metadata
 from vrepo.engine.objects import ObjectIO, chunk_key, manifest_key
 from vrepo.engine.refs import now_us
@@ -23,6 +26,8 @@ from vrepo.errors import VRepoError
 from vrepo.format import (
     ArrayChunkChanges,
     ChunkRef,
+    HistoryEntry,
+    HistoryPageRef,
     LooseObject,
     Manifest,
     ManifestRef,
@@ -154,7 +159,7 @@ class Content:
         if written is not None and coords in written:
             return written[coords]
         view = self._views.get(path)
-        for manifest_ref in view.manifests if view else ():
+        for manifest_ref in piece_index(view.manifests).candidates(coords) if view else ():
             ref = (await self.objects.get_manifest(manifest_ref.id)).lookup(coords)
             if ref is not None:
                 return ref
@@ -200,9 +205,6 @@ class Content:
         keys.update(k for k, ref in self.changes.loose.items() if ref is not None)
         return sorted(keys)
 
-    async def read(self, ref: ChunkRef, start: int = 0, end: int | None = None) -> bytes:
-        return await self.objects.read_chunk(ref, start, end)
-
     # --- summaries and flushing ----------------------------------------------------------------
 
     def summary(self) -> ChangeSummary:
@@ -229,27 +231,24 @@ class Content:
             objects_changed=tuple(sorted(self.changes.loose)),
         )
 
-    async def _flush_node(self, view: NodeView) -> tuple[NodeSnapshot, list[str]]:
+    async def _flush_node(
+        self, view: NodeView
+    ) -> tuple[NodeSnapshot, list[tuple[ManifestRef, Manifest]]]:
+        """The node as the new snapshot records it, and the manifests to write for it."""
         written = self.changes.chunks.get(view.path)
         manifests = view.manifests
-        keys: list[str] = []
+        new: list[tuple[ManifestRef, Manifest]] = []
         if view.kind == "array" and written:
-            ndim = view.layout.ndim
-            if len(manifests) > 1:
-                raise VRepoError(f"array {view.path} has split manifests, not supported yet")
-            base = (
-                await self.objects.get_manifest(manifests[0].id)
-                if manifests
-                else Manifest.empty(ndim)
+            manifests, new = await write_pieces(
+                self.objects,
+                manifests,
+                view.layout.grid,
+                _coords_array(written.keys(), view.layout.ndim),
+                list(written.values()),
+                self.objects.config.manifest_split_refs,
             )
-            updated = base.with_changes(_coords_array(written.keys(), ndim), list(written.values()))
-            manifests = ()
-            if len(updated):
-                ref = await self.objects.put_manifest(updated)
-                manifests = (ref,)
-                keys.append(manifest_key(ref.id))
         node = NodeSnapshot(view.path, view.kind, view.meta.zarr_json, manifests)
-        return node, keys
+        return node, new
 
     def transaction_log(self, snapshot_id: str = "") -> TransactionLog:
         """What committing this change set would record (also used to detect conflicts)."""
@@ -283,7 +282,10 @@ class Content:
         Returns the snapshot and every storage key the snapshot depends on that this
         change set wrote (chunks included), for the caller to make durable.
         """
-        flushed = await asyncio.gather(*(self._flush_node(v) for v in self._views.values()))
+        history = self._history(amending is not None)
+        flushed, (parent_id, recent, pages, page_keys) = await asyncio.gather(
+            asyncio.gather(*(self._flush_node(v) for v in self._views.values())), history
+        )
         nodes = tuple(sorted((node for node, _ in flushed), key=lambda n: n.path))
         loose = tuple(
             LooseObject(key, ref)
@@ -292,21 +294,44 @@ class Content:
         )
         snapshot = Snapshot(
             id=new_id(),
-            parent_id=self.base.id if amending is None else self.base.parent_id,
+            parent_id=parent_id,
             created_at=now_us(),
             message=message,
             metadata=metadata,
             nodes=nodes,
             loose=loose,
+            recent_ancestors=recent,
+            ancestor_pages=pages,
         )
         log = self.transaction_log(snapshot.id)
         if amending is not None:
             log = union_of_logs(amending, log, snapshot.id)
-        keys = await self.objects.put_snapshot(snapshot, log)
-        keys += [key for _, node_keys in flushed for key in node_keys]
-        keys += self.chunk_keys()
+        manifests = [manifest for _, new in flushed for manifest in new]
+        # one round of writes: nothing reads the snapshot before a ref or fork points to it,
+        # and that comes after the caller made all of these durable
+        keys, *_ = await asyncio.gather(
+            self.objects.put_snapshot(snapshot, log),
+            *(self.objects.put_manifest_as(ref, manifest) for ref, manifest in manifests),
+        )
+        keys += [manifest_key(ref.id) for ref, _ in manifests]
+        keys += self.chunk_keys() + page_keys
         return snapshot, keys
 
+    async def _history(
+        self, amending: bool
+    ) -> tuple[str | None, tuple[HistoryEntry, ...], tuple[HistoryPageRef, ...], list[str]]:
+        """The new snapshot's parent and history index: a commit's parent is the base; an
+        amend's, the base's parent, or where expiry made the base's history go on."""
+        parent = self.base
+        if amending:
+            ancestor = (await current_cuts(self.objects)).get(self.base.id)
+            if ancestor is None:
+                base = self.base
+                return base.parent_id, base.recent_ancestors, base.ancestor_pages, []
+            parent = await self.objects.get_snapshot(ancestor)
+        return (parent.id, *await index_of_child(self.objects, parent))
+
     def chunk_keys(self) -> list[str]:
-        """The storage keys of the chunks this change set wrote (to make durable)."""
-        return [chunk_key(chunk_id) for chunk_id in self.changes.external_chunk_ids()]
+        """The storage keys of the chunks this change set wrote (to make durable), each once:
+        many refs may point into one object (at their offsets)."""
+        return [chunk_key(c) for c in dict.fromkeys(self.changes.external_chunk_ids())]

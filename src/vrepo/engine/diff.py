@@ -17,7 +17,7 @@ import numpy as np
 
 from vrepo.engine.node import parse_node_metadata
 from vrepo.engine.objects import ObjectIO
-from vrepo.format import Manifest, NodeSnapshot, Snapshot
+from vrepo.format import Manifest, ManifestRef, NodeSnapshot, Snapshot
 from vrepo.format.ids import ID_BYTES
 
 
@@ -177,8 +177,14 @@ def _same_layout(a: NodeSnapshot, b: NodeSnapshot) -> bool:
 
 
 async def _compare_arrays(objects: ObjectIO, a: NodeSnapshot, b: NodeSnapshot) -> ArrayChunkDiff:
+    """Chunk counts added, changed and removed; manifests (pieces) that both versions share
+    hold the same chunks and no others, so only the rest is read and compared."""
     ndim = parse_node_metadata(a.zarr_json).layout.ndim
-    old, new = await asyncio.gather(_columns(objects, a, ndim), _columns(objects, b, ndim))
+    shared = {m.id for m in a.manifests} & {m.id for m in b.manifests}
+    old, new = await asyncio.gather(
+        _columns(objects, [m for m in a.manifests if m.id not in shared], ndim),
+        _columns(objects, [m for m in b.manifests if m.id not in shared], ndim),
+    )
     return ArrayChunkDiff(a.path, *_compare_columns(old, new))
 
 
@@ -193,8 +199,8 @@ class _Columns:
     blob: np.ndarray  # uint8: the inline payloads
 
 
-async def _columns(objects: ObjectIO, node: NodeSnapshot, ndim: int) -> _Columns:
-    manifests = await asyncio.gather(*(objects.get_manifest(m.id) for m in node.manifests))
+async def _columns(objects: ObjectIO, refs: list[ManifestRef], ndim: int) -> _Columns:
+    manifests = await asyncio.gather(*(objects.get_manifest(m.id) for m in refs))
     return _columns_of(list(manifests), ndim)
 
 

@@ -32,6 +32,13 @@ class ArrayLayout:
     def ndim(self) -> int:
         return len(self.shape)
 
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Chunks per dimension (the last chunk of a dimension may be partial)."""
+        return tuple(
+            -(-size // chunk) for size, chunk in zip(self.shape, self.chunk_shape, strict=True)
+        )
+
     def chunk_key(self, coords: tuple[int, ...]) -> str:
         """The key (relative to the array) zarr uses for the chunk at ``coords``."""
         if self.encoding == "default":

@@ -9,25 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from vrepo.engine.chunk_check import check_chunk_bytes
 from vrepo.errors import FormatError, ObjectNotFoundError, SnapshotNotFoundError
 from vrepo.format import (
     ChunkRef,
+    HistoryPage,
+    HistoryPageRef,
     Manifest,
     ManifestRef,
     RepoConfig,
     Snapshot,
     TransactionLog,
+    crc32c,
+    decode_history_page,
     decode_snapshot,
     decode_transaction_log,
+    encode_history_page,
     encode_snapshot,
     encode_transaction_log,
     is_valid_id,
-    new_id,
+    new_timed_id,
 )
 from vrepo.storage import Storage, guarded, unguarded
 
@@ -48,6 +55,10 @@ def transaction_key(snapshot_id: str) -> str:
 
 def chunk_key(chunk_id: str) -> str:
     return f"chunks/{chunk_id}"
+
+
+def history_key(page_id: str) -> str:
+    return f"history/{page_id}"
 
 
 class _SingleFlightCache:
@@ -81,6 +92,10 @@ class _SingleFlightCache:
             return future.result()
         return await asyncio.wrap_future(future)
 
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def put(self, key: str, value: Any) -> None:
         future: concurrent.futures.Future = concurrent.futures.Future()
         future.set_result(value)
@@ -90,24 +105,37 @@ class _SingleFlightCache:
                 self._entries.popitem(last=False)
 
 
-_CACHES: OrderedDict[str, tuple[_SingleFlightCache, _SingleFlightCache]] = OrderedDict()
+_Caches = tuple[_SingleFlightCache, _SingleFlightCache, _SingleFlightCache, _SingleFlightCache]
+_CACHES: OrderedDict[str, _Caches] = OrderedDict()
 _CACHES_LOCK = threading.Lock()
 _CACHED_REPOSITORIES = 16
+_CACHED_LOG_COORDS = 4096  # transaction logs naming more chunks than this are not cached
 
 
-def _process_caches(url: str) -> tuple[_SingleFlightCache, _SingleFlightCache]:
-    """This process's (snapshot, manifest) caches for the repository at ``url``.
+def _is_small(log: TransactionLog) -> bool:
+    return sum(changes.count for changes in log.chunks) <= _CACHED_LOG_COORDS
+
+
+def _new_caches() -> _Caches:
+    """Empty (snapshot, manifest, transaction log, history page) caches."""
+    caches = _SingleFlightCache(256), _SingleFlightCache(64), _SingleFlightCache(256)
+    return (*caches, _SingleFlightCache(64))
+
+
+def _process_caches(url: str) -> _Caches:
+    """This process's caches (as `_new_caches` makes them) for the repository at ``url``.
 
     Shared by every `ObjectIO` of that repository unpickled in the process, so a worker that
     unpickles a fork per task decodes each snapshot and manifest once, not once per task
     (an `ObjectIO` made directly, by `Repository.open`, starts with caches of its own). Sharing is
     safe because these objects are immutable and their ids random: a cached copy never goes
-    stale.
+    stale. Transaction logs are kept only when small (`_CACHED_LOG_COORDS`): rebases on a busy
+    branch read the same few logs over and over, while one big commit's log can be megabytes.
     """
     with _CACHES_LOCK:
         caches = _CACHES.get(url)
         if caches is None:
-            caches = _CACHES[url] = (_SingleFlightCache(256), _SingleFlightCache(64))
+            caches = _CACHES[url] = _new_caches()
             while len(_CACHES) > _CACHED_REPOSITORIES:
                 _CACHES.popitem(last=False)
         else:
@@ -121,8 +149,21 @@ class ObjectIO:
     def __init__(self, storage: Storage, config: RepoConfig) -> None:
         self.storage = guarded(storage)  # whatever it raises reaches users as StorageError
         self.config = config
-        self._snapshots = _SingleFlightCache(256)
-        self._manifests = _SingleFlightCache(64)
+        self._snapshots, self._manifests, self._logs, self._pages = _new_caches()
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop deleted objects (storage keys: ``snapshots/...``, ``manifests/...``,
+        ``transactions/...``, ``history/...``) from the caches, so reads see them gone."""
+        caches = {
+            "snapshots": self._snapshots,
+            "manifests": self._manifests,
+            "transactions": self._logs,
+            "history": self._pages,
+        }
+        for key in keys:
+            kind, _, object_id = key.partition("/")
+            if kind in caches:
+                caches[kind].discard(object_id)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"storage": unguarded(self.storage), "config": self.config}  # guarded on load
@@ -130,7 +171,9 @@ class ObjectIO:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.storage = guarded(state["storage"])
         self.config = state["config"]
-        self._snapshots, self._manifests = _process_caches(self.storage.url)
+        self._snapshots, self._manifests, self._logs, self._pages = _process_caches(
+            self.storage.url
+        )
 
     # --- snapshots -----------------------------------------------------------------------
 
@@ -174,11 +217,44 @@ class ObjectIO:
             self.storage.put_new(keys[1], encode_transaction_log(log)),
         )
         self._snapshots.put(snapshot.id, snapshot)
+        if _is_small(log):
+            self._logs.put(snapshot.id, log)
         return keys
 
     async def get_transaction_log(self, snapshot_id: str) -> TransactionLog:
-        data = await self.storage.get(transaction_key(snapshot_id))
-        return decode_transaction_log(data, what=f"transaction log {snapshot_id}")
+        async def load() -> TransactionLog:
+            data = await self.storage.get(transaction_key(snapshot_id))
+            return decode_transaction_log(data, what=f"transaction log {snapshot_id}")
+
+        log = await self._logs.get(snapshot_id, load)
+        if not _is_small(log):
+            self._logs.discard(snapshot_id)
+        return log
+
+    # --- history pages -------------------------------------------------------------------
+
+    async def get_history_page(self, ref: HistoryPageRef) -> HistoryPage:
+        """The page ``ref`` names, checked against it (`FormatError` if they disagree)."""
+
+        async def load() -> HistoryPage:
+            what = f"history page {ref.id}"
+            page = decode_history_page(await self.storage.get(history_key(ref.id)), what=what)
+            if page.ref(ref.id) != ref:
+                raise FormatError(
+                    f"{what} does not hold what the snapshots naming it say "
+                    f"({len(page.entries)} entries, expected {ref.count}); the repository was "
+                    "tampered with or mis-copied"
+                )
+            return page
+
+        return await self._pages.get(ref.id, load)
+
+    async def put_history_page(self, page: HistoryPage) -> tuple[HistoryPageRef, str]:
+        """Store a page under a fresh id (in place, like a chunk); its ref and storage key."""
+        ref = page.ref(new_timed_id())
+        await self.storage.put_new(history_key(ref.id), encode_history_page(page))
+        self._pages.put(ref.id, page)
+        return ref, history_key(ref.id)
 
     # --- manifests -----------------------------------------------------------------------
 
@@ -190,32 +266,65 @@ class ObjectIO:
         return await self._manifests.get(manifest_id, load)
 
     async def put_manifest(self, manifest: Manifest) -> ManifestRef:
-        manifest_id = new_id()  # fresh, so written in place like a chunk (Storage.put_new)
-        await self.storage.put_new(manifest_key(manifest_id), manifest.encode())
-        self._manifests.put(manifest_id, manifest)
-        return ManifestRef(id=manifest_id, count=len(manifest), stored_bytes=manifest.stored_bytes)
+        """Store a manifest under a fresh id (written in place like a chunk: Storage.put_new)."""
+        ref = self.manifest_ref(manifest)
+        await self.put_manifest_as(ref, manifest)
+        return ref
+
+    @staticmethod
+    def manifest_ref(manifest: Manifest) -> ManifestRef:
+        """A fresh ref for ``manifest``, to store with `put_manifest_as` (a snapshot naming it
+        may then be written at the same time)."""
+        return ManifestRef(
+            id=new_timed_id(), count=len(manifest), stored_bytes=manifest.stored_bytes
+        )
+
+    async def put_manifest_as(self, ref: ManifestRef, manifest: Manifest) -> None:
+        await self.storage.put_new(manifest_key(ref.id), manifest.encode())
+        self._manifests.put(ref.id, manifest)
 
     # --- chunks --------------------------------------------------------------------------
 
     async def put_chunk(self, data: bytes | memoryview) -> ChunkRef:
-        """Store chunk bytes: inline in the ref when small, else as a new chunk object."""
+        """Store chunk bytes: inline in the ref when small, else as a new chunk object whose
+        ref records the bytes' length and CRC-32C."""
         if len(data) <= self.config.inline_threshold_bytes:
             return ChunkRef.inlined(bytes(data))
-        chunk_id = new_id()
+        chunk_id = new_timed_id()
+        checksum = crc32c(data)
         await self.storage.put_new(chunk_key(chunk_id), data)
-        return ChunkRef.external(chunk_id, len(data))
+        return ChunkRef.external(chunk_id, len(data), checksum=checksum)
 
-    async def read_chunk(self, ref: ChunkRef, start: int = 0, end: int | None = None) -> bytes:
-        """Bytes ``[start, end)`` of the chunk a ref points to (``end`` None: to its end)."""
+    async def read_chunk(
+        self,
+        ref: ChunkRef,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        verify_checksum: bool = True,
+        what: object = "a chunk",
+    ) -> bytes:
+        """Bytes ``[start, end)`` of the chunk a ref points to (``end`` None: to its end).
+
+        Stored chunks are checked (`check_chunk_bytes`): the length always, the checksum of a
+        whole chunk unless ``verify_checksum`` is False; `FormatError` names ``what``.
+        """
         end = ref.length if end is None else min(end, ref.length)
         start = min(max(start, 0), end)
         if ref.inline is not None:
             return ref.inline[start:end]
-        if start == 0 and end == ref.length and ref.offset == 0:
-            return await self.storage.get(chunk_key(ref.chunk_id))
-        return await self.storage.get(
-            chunk_key(ref.chunk_id), (ref.offset + start, ref.offset + end)
+        key = chunk_key(ref.chunk_id)
+        whole_object = start == 0 and end == ref.length and ref.offset == 0
+        byte_range = None if whole_object else (ref.offset + start, ref.offset + end)
+        check = functools.partial(
+            check_chunk_bytes,
+            ref=ref,
+            start=start,
+            end=end,
+            verify_checksum=verify_checksum,
+            what=what,
         )
+        return await self.storage.get_checked(key, byte_range, check)
 
     async def make_durable(self, keys: Iterable[str]) -> None:
         await self.storage.make_durable(keys)

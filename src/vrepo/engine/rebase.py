@@ -15,7 +15,7 @@ from vrepo.engine.conflicts import SOLVERS, Solver, find_conflicts
 from vrepo.engine.content import Content
 from vrepo.engine.objects import ObjectIO
 from vrepo.engine.refs import RefHead, read_head
-from vrepo.errors import ConflictError, InvalidArgumentError
+from vrepo.errors import ConflictError, InvalidArgumentError, SnapshotNotFoundError
 from vrepo.format import Snapshot
 
 _LISTED = 50  # conflicts spelled out in a ConflictError message
@@ -99,7 +99,14 @@ async def commits_since(
                 f"from this session's base {base_id}; your changes cannot be "
                 "rebased onto it: discard them, or reset the branch back"
             )
-        snapshot = await objects.get_snapshot(current)
+        try:
+            snapshot = await objects.get_snapshot(current)
+        except SnapshotNotFoundError:
+            raise ConflictError(
+                f"the commits made to {branch!r} since this session's base {base_id} were "
+                "expired and garbage collected, so its changes cannot be checked against "
+                "them; start a new session from the branch and write them again"
+            ) from None
         found.append(snapshot)
         current = snapshot.parent_id
     return found

@@ -8,8 +8,9 @@ reference names the head of branch ``main``. Examples: ``data/ocean.vrepo``,
 
 The revision starts after the *last* ``@`` whose suffix is a valid revision, so paths with
 ``@`` elsewhere (``/home/a@b/r``) still work. A bare name resolves as a branch, else a tag,
-else a snapshot id; a name that is both a branch and a tag is ambiguous and must be written
-``branch:NAME`` or ``tag:NAME``.
+else a snapshot id or the start of one (at least 4 characters, any case, as git takes
+abbreviated ids; several matches are an error listing them); a name that is both a branch
+and a tag is ambiguous and must be written ``branch:NAME`` or ``tag:NAME``.
 
 Parsing is pure; `resolve_revision` reads refs and snapshots through an `ObjectIO`.
 """
@@ -21,10 +22,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from vrepo.engine.history_index import nth_ancestor
 from vrepo.engine.objects import ObjectIO
 from vrepo.engine.refs import RefHead, list_names, read_head
 from vrepo.errors import InvalidArgumentError, RefNotFoundError
-from vrepo.format import is_valid_id
+from vrepo.format import is_id_prefix, is_valid_id
 
 RevisionKind = Literal["branch", "tag", "snapshot"]
 
@@ -125,6 +127,10 @@ async def resolve_revision(objects: ObjectIO, text: str) -> tuple[str, RefHead |
 async def _resolve_name(objects: ObjectIO, rev: Revision) -> tuple[str, RefHead | None]:
     storage = objects.storage
     if rev.kind == "snapshot":
+        if not is_valid_id(rev.name) and is_id_prefix(rev.name):
+            found = await snapshot_by_prefix(objects, rev.name)
+            if found is not None:
+                return found, None
         await objects.get_snapshot(rev.name)  # SnapshotNotFoundError if absent or malformed
         return rev.name, None
     kinds = ("branch", "tag") if rev.kind is None else (rev.kind,)
@@ -140,7 +146,29 @@ async def _resolve_name(objects: ObjectIO, rev: Revision) -> tuple[str, RefHead 
         return found[0].record.snapshot_id, found[0]
     if rev.kind is None and is_valid_id(rev.name) and await objects.snapshot_exists(rev.name):
         return rev.name, None
+    if rev.kind is None and is_id_prefix(rev.name):
+        found = await snapshot_by_prefix(objects, rev.name)
+        if found is not None:
+            return found, None
     raise RefNotFoundError(await _not_found_message(objects, rev, heads))
+
+
+async def snapshot_by_prefix(objects: ObjectIO, prefix: str) -> str | None:
+    """The one snapshot whose id starts with ``prefix`` (any case), None if none does;
+    `InvalidArgumentError` listing the candidates if several do."""
+    upper = prefix.upper()
+    keys = await objects.storage.list(f"snapshots/{upper}", limit=_LISTED_CANDIDATES + 1)
+    ids = [key.removeprefix("snapshots/") for key in keys]
+    if len(ids) > 1:
+        more = ", ..." if len(ids) > _LISTED_CANDIDATES else ""
+        raise InvalidArgumentError(
+            f"{prefix!r} is the start of several snapshot ids: "
+            f"{', '.join(ids[:_LISTED_CANDIDATES])}{more}; give more of the id"
+        )
+    return ids[0] if ids else None
+
+
+_LISTED_CANDIDATES = 10
 
 
 async def _not_found_message(objects: ObjectIO, rev: Revision, heads: list[RefHead]) -> str:
@@ -156,17 +184,14 @@ async def _not_found_message(objects: ObjectIO, rev: Revision, heads: list[RefHe
 
 
 async def _ancestor(objects: ObjectIO, rev: Revision, snapshot_id: str) -> str:
-    current = snapshot_id
-    for step in range(rev.ancestors):
-        parent = (await objects.get_snapshot(current)).parent_id
-        if parent is None:
-            base = Revision(rev.name, rev.kind)
-            raise RefNotFoundError(
-                f"{rev} goes back past the first snapshot: {base} ({snapshot_id}) has only "
-                f"{step} ancestor{'s' if step != 1 else ''}, so use ~0 to ~{step}"
-            )
-        current = parent
-    return current
+    found, step = await nth_ancestor(objects, snapshot_id, rev.ancestors)
+    if found is None:
+        base = Revision(rev.name, rev.kind)
+        raise RefNotFoundError(
+            f"{rev} goes back past the first snapshot: {base} ({snapshot_id}) has only "
+            f"{step} ancestor{'s' if step != 1 else ''}, so use ~0 to ~{step}"
+        )
+    return found
 
 
 __all__ = [
@@ -176,4 +201,5 @@ __all__ = [
     "parse_reference",
     "parse_revision",
     "resolve_revision",
+    "snapshot_by_prefix",
 ]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from vrepo.engine.create_once import create_once
-from vrepo.errors import FormatError
+from vrepo.errors import FormatError, ObjectNotFoundError
 from vrepo.format import (
+    REFS_PREFIX,
     RefRecord,
     decode_ref_record,
     encode_ref_record,
@@ -56,6 +57,15 @@ async def _read_record(storage: Storage, key: str) -> RefRecord:
     return decode_ref_record(await storage.get(key), what=f"ref record {key}")
 
 
+async def read_record(storage: Storage, kind: RefKind, name: str, seq: int) -> RefRecord | None:
+    """Record ``seq`` of ``kind.name``, or None if it does not exist (yet)."""
+    key = ref_record_key(kind, name, seq)
+    try:
+        return await _read_record(storage, key)
+    except ObjectNotFoundError:
+        return None
+
+
 async def read_head(storage: Storage, kind: RefKind, name: str) -> RefHead:
     """The current head record of ``kind.name`` (one listing of one key, one read)."""
     validate_ref_name(kind, name)
@@ -80,34 +90,51 @@ async def write_record(
     that names another operation means the race was lost; no record means the write did not
     happen, and it is tried again (`create_once`).
     """
-    previous = head.record.snapshot_id if head.record else None
-    record = RefRecord(
+    record = next_record(head, action, snapshot_id, operation)
+    return record if await create_record(storage, head.kind, head.name, record) else None
+
+
+def next_record(
+    head: RefHead, action: RefAction, snapshot_id: str | None, operation: str
+) -> RefRecord:
+    """The record that would follow ``head`` (not written: see `create_record`)."""
+    return RefRecord(
         ref=f"{head.kind}.{head.name}",
         seq=head.next_seq,
         action=action,
         snapshot_id=snapshot_id,
-        previous_snapshot_id=previous,
+        previous_snapshot_id=head.record.snapshot_id if head.record else None,
         written_at=now_us(),
         operation=operation,
     )
-    key = ref_record_key(head.kind, head.name, record.seq)
+
+
+async def create_record(storage: Storage, kind: RefKind, name: str, record: RefRecord) -> bool:
+    """Create ``record`` (from `next_record`) exactly once; False if another was there first."""
+    key = ref_record_key(kind, name, record.seq)
 
     def ours(stored: bytes) -> bool:
-        return decode_ref_record(stored, what=f"ref record {key}").operation == operation
+        return decode_ref_record(stored, what=f"ref record {key}").operation == record.operation
 
-    created = await create_once(storage, key, encode_ref_record(record), ours=ours)
-    return record if created else None
+    return await create_once(storage, key, encode_ref_record(record), ours=ours)
 
 
 async def find_operation(
-    storage: Storage, kind: RefKind, name: str, operations: Collection[str], after_seq: int
+    storage: Storage,
+    kind: RefKind,
+    name: str,
+    operations: Collection[str],
+    after_seq: int,
+    head: RefHead | None = None,
 ) -> RefRecord | None:
     """The newest record of ``kind.name`` after ``after_seq`` written by one of ``operations``.
 
     For an operation whose last attempt failed without an answer: did it land after all?
-    Reads only the records written since ``after_seq`` (newest first).
+    Reads only the records written since ``after_seq`` (newest first); ``head`` is the ref's
+    head if the caller has just read it.
     """
-    head = await read_head(storage, kind, name)
+    if head is None:
+        head = await read_head(storage, kind, name)
     if head.record is None or head.record.seq <= after_seq:
         return None
     keys = await storage.list(ref_dir(kind, name), limit=head.record.seq - after_seq)
@@ -122,13 +149,24 @@ def new_operation() -> str:
 
 async def list_names(storage: Storage, kind: RefKind) -> list[str]:
     """Names of the refs of a kind that currently exist (not deleted), sorted."""
-    heads: dict[str, str] = {}
-    prefix = f"refs/{kind}."
+    return sorted(name for k, name in await current_heads(storage, kind) if k == kind)
+
+
+async def current_heads(
+    storage: Storage, kind: RefKind | None = None
+) -> dict[tuple[RefKind, str], str]:
+    """``{(kind, name): snapshot id}`` of every existing ref (of ``kind``, if given)."""
+    heads: dict[tuple[str, str], str] = {}
+    prefix = REFS_PREFIX if kind is None else f"{REFS_PREFIX}{kind}."
     for key in await storage.list(prefix):
-        name = key[len(prefix) :].split("/", 1)[0]
-        heads.setdefault(name, key)  # keys sort newest-first within each ref
+        ref_kind, _, name = key[len(REFS_PREFIX) :].split("/", 1)[0].partition(".")
+        heads.setdefault((ref_kind, name), key)  # keys sort newest-first within each ref
     records = await asyncio.gather(*(_read_record(storage, key) for key in heads.values()))
-    return sorted(name for name, record in zip(heads, records, strict=True) if record.snapshot_id)
+    return {
+        ref: record.snapshot_id  # type: ignore[misc]
+        for ref, record in zip(heads, records, strict=True)
+        if record.snapshot_id is not None
+    }
 
 
 async def history(storage: Storage, kind: RefKind, name: str) -> list[RefRecord]:

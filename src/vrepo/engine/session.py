@@ -9,31 +9,22 @@ A `ForkSession` is a small picklable child for workers: it writes, its parent me
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vrepo._sync import run_sync
-from vrepo.engine import turns
 from vrepo.engine._html import session_html
 from vrepo.engine.changeset import ChangeSet, OnConflict
-from vrepo.engine.commit_rules import backoff_seconds, validated_metadata
+from vrepo.engine.commit_loop import UnansweredWrites, amend_head, commit_changes
+from vrepo.engine.commit_rules import validated_metadata
 from vrepo.engine.conflicts import Solver
 from vrepo.engine.content import ChangeSummary, Content
 from vrepo.engine.forks import ForkRecord, merge_fork_changes
 from vrepo.engine.objects import ObjectIO
 from vrepo.engine.rebase import check_solver, rebase_onto_head
-from vrepo.engine.refs import (
-    RefAction,
-    RefHead,
-    find_operation,
-    new_operation,
-    read_head,
-    write_record,
-)
+from vrepo.engine.refs import RefHead
 from vrepo.errors import (
-    ConflictError,
     InvalidArgumentError,
     NoChangesError,
     ReadOnlyError,
@@ -73,9 +64,7 @@ class Session:
         self._store: Store | None = None
         self._commit_attempts = 0
         self._pending_changes: ChangeSet | None = None  # a fork's changes until it loads
-        # Operations whose ref write failed without an answer, and the branch record after
-        # which to look for them: the next commit or amend checks whether one landed.
-        self._unanswered: tuple[frozenset[str], int] | None = None
+        self._unanswered = UnansweredWrites()  # the next commit or amend looks for them
 
     # --- properties ------------------------------------------------------------------------
 
@@ -200,7 +189,7 @@ class Session:
     ) -> str:
         """Async form of `commit`."""
         self._check_writable()
-        if (landed := await self._landed_earlier()) is not None:
+        if (landed := await self._adopt_unanswered()) is not None:
             return landed
         if not isinstance(message, str):
             raise InvalidArgumentError(
@@ -214,47 +203,18 @@ class Session:
                 "nothing to commit: this session has no changes (pass allow_empty=True to "
                 "record an empty commit)"
             )
-        config = self._objects.config
-        storage, branch = self._objects.storage, self._head.name
-        durable: set[str] = set()
-        operation = new_operation()
-        turn = None
-        try:
-            for attempt in range(config.commit_retries + 1):
-                if attempt:  # lost the race
-                    if (landed := await self._landed_earlier()) is not None:
-                        return landed
-                    turns.note_lost_race(storage, branch)
-                    if turn is None or turn.claim_key is None:
-                        await asyncio.sleep(backoff_seconds(attempt, config))
-                if attempt or turns.is_contended(storage, branch):
-                    await turns.release(storage, turn)
-                    # the chunks are durable before the wait, not in the turn
-                    chunks = [k for k in content.chunk_keys() if k not in durable]
-                    await self._objects.make_durable(chunks)
-                    durable.update(chunks)
-                    turn = await turns.take_turn(
-                        storage, branch, operation, lambda: self._rebase(rebase_with)
-                    )
-                    await self._rebase(rebase_with, turn.head)  # the head it just read
-                    content = self._content
-                started = time.monotonic()
-                snapshot, keys = await content.flush(message, metadata)
-                await self._objects.make_durable([k for k in keys if k not in durable])
-                durable.update(keys)
-                record = await self._publish(self._head, "commit", snapshot.id, operation)
-                turns.note_attempt(storage, branch, time.monotonic() - started)
-                if record is not None:
-                    self._advance(record, snapshot)
-                    self._commit_attempts = attempt + 1
-                    return snapshot.id
-        finally:
-            await turns.release(storage, turn)
-        raise ConflictError(
-            f"gave up committing to {self._head.name!r} after {config.commit_retries} retries: "
-            "other writers kept winning. Your changes are kept in the session; commit again, "
-            "or raise RepoConfig.commit_retries for a busier branch"
+        landed = await commit_changes(
+            self._objects,
+            self._head,
+            content,
+            message,
+            metadata,
+            rebase=lambda head: self._rebase_for_commit(rebase_with, head),
+            unanswered=self._unanswered,
         )
+        self._advance(landed.record, landed.snapshot)
+        self._commit_attempts = landed.attempts
+        return landed.snapshot.id
 
     def amend(self, message: str, metadata: dict[str, Any] | None = None) -> str:
         """Replace the branch's head commit with one holding its changes and this session's.
@@ -267,61 +227,27 @@ class Session:
 
     async def _amend(self, message: str, metadata: dict[str, Any] | None) -> str:
         self._check_writable()
-        if (landed := await self._landed_earlier()) is not None:
+        if (landed := await self._adopt_unanswered()) is not None:
             return landed
         metadata = validated_metadata(metadata)
         content = await self._ensure_content()
-        storage, branch = self._objects.storage, self._head.name
-        head = await read_head(storage, "branch", branch)
-        if not head.exists or head.record.snapshot_id != self._snapshot_id:
-            raise ConflictError(
-                f"amend replaces the head of {branch!r}, but the branch moved since this session "
-                "started; rebase() and make a new commit instead"
-            )
-        if content.base.parent_id is None:
-            raise InvalidArgumentError("the repository's first commit cannot be amended")
-        base_log = await self._objects.get_transaction_log(self._snapshot_id)
-        snapshot, keys = await content.flush(message, metadata, amending=base_log)
-        await self._objects.make_durable(keys)
-        record = await self._publish(head, "amend", snapshot.id, new_operation())
-        if record is None:
-            raise ConflictError(
-                f"another commit landed on {branch!r} while amending; nothing was changed. "
-                "rebase() and make a new commit instead"
-            )
-        self._advance(record, snapshot)
-        return snapshot.id
+        landed = await amend_head(
+            self._objects, self._head.name, content, message, metadata, self._unanswered
+        )
+        self._advance(landed.record, landed.snapshot)
+        return landed.snapshot.id
 
-    async def _publish(
-        self, head: RefHead, action: RefAction, snapshot_id: str, operation: str
-    ) -> RefRecord | None:
-        """Write the branch record after ``head``; remember ``operation`` if it went unanswered."""
-        try:
-            return await write_record(self._objects.storage, head, action, snapshot_id, operation)
-        except Exception:
-            after = head.record.seq if head.record is not None else -1
-            if self._unanswered is not None:
-                earlier, after = self._unanswered[0], min(after, self._unanswered[1])
-            else:
-                earlier = frozenset()
-            self._unanswered = (earlier | {operation}, after)
-            raise
-
-    async def _landed_earlier(self) -> str | None:
+    async def _adopt_unanswered(self) -> str | None:
         """If a commit or amend whose write went unanswered landed after all, adopt it.
 
         Returns the snapshot id it published (the session continues from it, as after a
         successful commit), or None when none of them is on the branch.
         """
-        if self._unanswered is None:
+        landed = await self._unanswered.landed(self._objects, self._head.name)
+        if landed is None:
             return None
-        operations, after = self._unanswered
-        storage, branch = self._objects.storage, self._head.name
-        record = await find_operation(storage, "branch", branch, operations, after)
-        if record is None:
-            return None
-        self._advance(record, await self._objects.get_snapshot(record.snapshot_id))
-        return record.snapshot_id
+        self._advance(landed.record, landed.snapshot)
+        return landed.snapshot.id
 
     def _advance(self, record: RefRecord, snapshot: Snapshot) -> None:
         """After publishing ``snapshot``: continue from it, with no changes and no forks."""
@@ -329,7 +255,7 @@ class Session:
         self._snapshot_id = snapshot.id
         self._content = Content(self._objects, snapshot)
         self._forks.clear()
-        self._unanswered = None
+        self._unanswered.clear()
 
     def rebase(self, solver: Solver = "fail") -> None:
         """Move this session's changes onto the branch's current head, without committing.
@@ -350,6 +276,12 @@ class Session:
             self._content = Content(self._objects, rebased.base, content.changes)
             self._snapshot_id = rebased.base.id
         self._head = rebased.head
+
+    async def _rebase_for_commit(
+        self, solver: Solver, head: RefHead | None
+    ) -> tuple[Content, RefHead]:
+        await self._rebase(solver, head)
+        return self._content, self._head
 
     # --- forks ---------------------------------------------------------------------------------
 

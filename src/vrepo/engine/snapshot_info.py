@@ -6,7 +6,21 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from vrepo.format import Snapshot
+from vrepo.errors import InvalidArgumentError
+from vrepo.format import HistoryEntry, Snapshot
+
+
+def to_us(when: dt.datetime, name: str = "as_of") -> int:
+    """A user's aware datetime as µs since the epoch; `InvalidArgumentError` naming ``name``
+    (the argument it came as) for anything else."""
+    if not isinstance(when, dt.datetime):
+        raise InvalidArgumentError(f"{name} must be a datetime, not {type(when).__name__}")
+    if when.tzinfo is None:
+        raise InvalidArgumentError(
+            f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc)); a naive "
+            "datetime is ambiguous"
+        )
+    return int(when.timestamp() * 1_000_000)
 
 
 def from_us(micros: int) -> dt.datetime:
@@ -26,10 +40,15 @@ class SnapshotInfo:
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> SnapshotInfo:
+        return cls.from_entry(snapshot)
+
+    @classmethod
+    def from_entry(cls, entry: HistoryEntry | Snapshot) -> SnapshotInfo:
+        """From a history index entry (or a snapshot: it has the same fields)."""
         return cls(
-            id=snapshot.id,
-            parent_id=snapshot.parent_id,
-            written_at=from_us(snapshot.created_at),
-            message=snapshot.message,
-            metadata=dict(snapshot.metadata),
+            id=entry.id,
+            parent_id=entry.parent_id,
+            written_at=from_us(entry.created_at),
+            message=entry.message,
+            metadata=dict(entry.metadata),
         )

@@ -20,9 +20,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from vrepo.engine.refs import RefHead, now_us, read_head
+from vrepo.engine.refs import RefHead, now_us, read_head, read_record
 from vrepo.format import (
+    Offer,
+    RefRecord,
     TurnClaim,
     encode_turn_claim,
     ref_dir,
@@ -39,6 +42,9 @@ _LEASE_POLLS = 200  # a claim's lease, in the claimant's typical attempt duratio
 _CLAIM_TRIES = 64  # claims tried one after another when others take the same numbers
 _CLAIM_CHECK_EVERY = 8  # polls of the record per check that its claim is still there
 
+_MIN_GRACE_S, _MAX_GRACE_S = 0.005, 0.25  # waiting for an offer to be landed for us
+_UNLANDED_OFFERS = 3  # offers in a row not landed, after which this process stops offering
+
 _DEFAULT_ATTEMPT_S = 0.01  # before this process has timed an attempt
 
 
@@ -49,6 +55,7 @@ class _Branch:
     last_lost: float | None = None  # monotonic time a commit last lost a race
     attempt_s: float = _DEFAULT_ATTEMPT_S  # a commit attempt (durable objects + record)
     pace_s: float | None = None  # seconds between records landing, seen while queued
+    unlanded_offers: int = 0  # offers in a row that the turn before did not land
 
 
 _branches: dict[tuple[str, str], _Branch] = {}
@@ -69,18 +76,39 @@ def note_attempt(storage: Storage, branch: str, seconds: float) -> None:
     learned.attempt_s = 0.8 * learned.attempt_s + 0.2 * seconds
 
 
+def offers_landed(storage: Storage, branch: str) -> bool:
+    """Whether to offer the next queued commit for the turn before to land: yes, unless the
+    last few offers were not landed (say, by committers running an older vrepo), and then
+    one time in ten, to notice when they are again."""
+    return _learned(storage, branch).unlanded_offers < _UNLANDED_OFFERS or random.random() < 0.1
+
+
 def is_contended(storage: Storage, branch: str) -> bool:
     """Whether a commit to ``branch`` lost a race in this process within `CONTENDED_FOR_S`."""
     lost = _learned(storage, branch).last_lost
     return lost is not None and time.monotonic() - lost < CONTENDED_FOR_S
 
 
+class OfferLedger(Protocol):
+    """Where `take_turn` notes the claims that may carry an offer (see `UnansweredWrites`)."""
+
+    def note_offer(self, seq: int, operation: str) -> None: ...
+
+    def drop_offer(self, seq: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class Turn:
-    """The head to build on, and the claim held on its next record (None: none held)."""
+    """The head to build on, the claim held on its next record (None: none held), and the
+    record that landed the claimant's offered commit for it, if the turn before did that."""
 
     head: RefHead
-    claim_key: str | None
+    seq: int | None = None  # the record number claimed
+    landed: RefRecord | None = None
+
+    @property
+    def claim_key(self) -> str | None:
+        return None if self.seq is None else turn_key(self.head.name, self.seq)
 
 
 async def take_turn(
@@ -88,6 +116,8 @@ async def take_turn(
     branch: str,
     operation: str,
     catch_up: Callable[[], Awaitable[object]] | None = None,
+    offer: Offer | None = None,
+    ledger: OfferLedger | None = None,
 ) -> Turn:
     """Queue for a record of ``branch`` and wait until the one before it exists.
 
@@ -95,29 +125,60 @@ async def take_turn(
     newest claim, then put_if_absent), so committers take turns in the order they queued.
     ``catch_up`` (a rebase onto the current head) runs whenever commits landed while waiting,
     so they are checked off the critical path and only the last one remains when the turn
-    comes.
+    comes. With an ``offer`` (see `vrepo.engine.combining`), the claim carries the commit and,
+    once the record before it lands, the wait goes on a little for the writer of that record
+    to land this one too: then `Turn.landed` is that record. ``ledger`` learns every record
+    number whose claim may carry the offer (a claim whose write failed may exist all the same),
+    so the caller can find its commit later if it lands while the caller is not looking.
     """
     attempt_s = _learned(storage, branch).attempt_s
     head = await read_head(storage, "branch", branch)
     if not head.exists:
-        return Turn(head, None)  # deleted: the rebase says so
+        return Turn(head)  # deleted: the rebase says so
     try:
         newest = await storage.list(turn_dir(branch), limit=1)
         seq = max(head.next_seq, seq_from_record_key(newest[0]) + 1 if newest else 0)
         for _ in range(_CLAIM_TRIES):
-            claim = TurnClaim(branch, seq, operation, now_us())
+            claim = TurnClaim(branch, seq, operation, now_us(), offer)
+            if offer is not None and ledger is not None:
+                ledger.note_offer(seq, operation)
             if await storage.put_if_absent(turn_key(branch, seq), encode_turn_claim(claim)):
                 break
+            if offer is not None and ledger is not None:
+                ledger.drop_offer(seq)  # another's claim is there, not ours
             seq += 1
         else:
-            return Turn(head, None)
+            return Turn(head)
     except Exception:  # a hint only: never fail a commit over it
-        return Turn(head, None)
-    if seq > head.next_seq:
-        with contextlib.suppress(Exception):  # waiting is a hint too: then go ahead
-            await _wait_until_next(storage, branch, head.record.seq, seq, attempt_s, catch_up)
+        return Turn(head)
+    if seq == head.next_seq:
+        return Turn(head, seq)
+    seen_seq = head.record.seq
+    with contextlib.suppress(Exception):  # waiting is a hint too: then go ahead
+        seen_seq = await _wait_until_next(
+            storage, branch, seen_seq, seq, attempt_s, catch_up, offer is not None
+        )
+    if offer is None:
+        return Turn(await read_head(storage, "branch", branch), seq)
+    landed = await landed_for(storage, branch, seq, operation) if seen_seq >= seq else None
+    if landed is not None:
+        head = RefHead("branch", branch, landed)
+    else:
         head = await read_head(storage, "branch", branch)
-    return Turn(head, turn_key(branch, seq))
+        if head.record is not None and head.record.seq >= seq:  # landed since we looked?
+            landed = await landed_for(storage, branch, seq, operation)
+            if landed is None and ledger is not None:
+                ledger.drop_offer(seq)  # another commit holds our record: ours never will
+    learned = _learned(storage, branch)
+    learned.unlanded_offers = 0 if landed is not None else learned.unlanded_offers + 1
+    return Turn(head, seq, landed)
+
+
+async def landed_for(storage: Storage, branch: str, seq: int, operation: str) -> RefRecord | None:
+    """Record ``seq`` of ``branch`` if it exists and another committer wrote it for
+    ``operation`` (a combined offer); else None."""
+    record = await read_record(storage, "branch", branch, seq)
+    return record if record is not None and record.operation == operation else None
 
 
 async def _wait_until_next(
@@ -127,8 +188,11 @@ async def _wait_until_next(
     seq: int,
     attempt_s: float,
     catch_up: Callable[[], Awaitable[object]] | None,
-) -> None:
-    """Wait until record ``seq - 1`` exists, its claim is withdrawn, or the queue stalls.
+    offered: bool = False,
+) -> int:
+    """Wait until record ``seq - 1`` exists, its claim is withdrawn, or the queue stalls;
+    ``offered``: until record ``seq`` exists, or for a grace of a few attempts beyond.
+    Returns the newest record number seen.
 
     Sleeps in proportion to the records still to come before ours, at the pace records have
     been landing on the branch (learned here, per branch), so a long queue costs a few head
@@ -138,12 +202,16 @@ async def _wait_until_next(
     learned = _learned(storage, branch)
     pace = learned.pace_s or 2 * attempt_s
     lease = min(max(attempt_s * _LEASE_POLLS, _MIN_LEASE_S), _MAX_LEASE_S)
+    grace = min(max(3 * attempt_s, _MIN_GRACE_S), _MAX_GRACE_S)
     seen_seq, seen_at = head_seq, time.monotonic()
     for polls in itertools.count():
         ahead = seq - 1 - seen_seq  # records still to be written before ours
-        if ahead <= 0:
-            return
-        step = pace / 8 if ahead == 1 else pace * (ahead - 1) * 0.5
+        if ahead < 0 or (ahead == 0 and (not offered or time.monotonic() - seen_at > grace)):
+            return seen_seq
+        if offered:  # the turn before lands ours: no hurry, and no catching up to do
+            step = pace * (ahead + 1) * 0.75
+        else:
+            step = pace / 8 if ahead <= 1 else pace * (ahead - 1) * 0.5
         await asyncio.sleep(min(max(step, _MIN_POLL_S), _MAX_STEP_S) * random.uniform(0.8, 1.2))
         newest = await storage.list(ref_dir("branch", branch), limit=1)
         now_seq, now = seq_from_record_key(newest[0]) if newest else seen_seq, time.monotonic()
@@ -154,16 +222,16 @@ async def _wait_until_next(
             pace = min(max(0.7 * pace + 0.3 * observed, attempt_s), 3 * attempt_s)
             learned.pace_s = pace
             seen_seq, seen_at = now_seq, now
-            if catch_up is not None and now_seq < seq - 1:
+            if catch_up is not None and not offered and now_seq < seq - 1:
                 await catch_up()  # check what landed so far now, not in our turn
         elif now - seen_at > lease:
-            return  # nothing landed for a lease: the claimant ahead seems gone
+            return seen_seq  # nothing landed for a lease: the claimant ahead seems gone
         elif (
             ahead == 1
             and polls % _CLAIM_CHECK_EVERY == _CLAIM_CHECK_EVERY - 1
             and not await storage.exists(turn_key(branch, seq - 1))
         ):
-            return  # withdrawn (its commit failed or went elsewhere): our turn now
+            return seen_seq  # withdrawn (its commit failed or went elsewhere): our turn now
 
 
 async def release(storage: Storage, turn: Turn | None) -> None:

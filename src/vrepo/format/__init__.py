@@ -1,9 +1,11 @@
 """Layer 2: pure data and codecs for everything vrepo stores (no I/O).
 
 Ids, chunk refs, snapshots, manifests, transaction logs, ref records and ``repo.json``, each
-with a versioned header, compression and an integrity checksum (see `envelope`).
+with a versioned header, compression and an integrity checksum (see `envelope`), and the
+CRC-32C that chunk refs record of their chunks (`checksum`).
 """
 
+from vrepo.format.checksum import crc32c
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.envelope import (
     FORMAT_VERSION,
@@ -13,6 +15,30 @@ from vrepo.format.envelope import (
     encode_binary,
     encode_json_record,
 )
+from vrepo.format.expiry import (
+    EXPIRY_PREFIX,
+    ExpiryRecord,
+    decode_expiry_record,
+    encode_expiry_record,
+    expiry_record_key,
+)
+from vrepo.format.gc_state import (
+    GC_PREFIX,
+    GcState,
+    NamedManifest,
+    decode_gc_state,
+    encode_gc_state,
+)
+from vrepo.format.history import (
+    MAX_INDEXED_METADATA_BYTES,
+    MAX_PAGE_ENTRIES,
+    RECENT_ANCESTORS,
+    HistoryEntry,
+    HistoryPage,
+    HistoryPageRef,
+    decode_history_page,
+    encode_history_page,
+)
 from vrepo.format.ids import (
     ID_BYTES,
     ID_CHARS,
@@ -20,14 +46,19 @@ from vrepo.format.ids import (
     bytes_to_id,
     id_to_bytes,
     ids_to_array,
+    is_id_prefix,
     is_valid_id,
     new_id,
+    new_timed_id,
+    timed_id_floor,
+    timed_id_seconds,
 )
 from vrepo.format.manifest import Manifest
 from vrepo.format.ref_record import (
     MAX_SEQ,
     REF_ACTIONS,
     REF_KINDS,
+    REFS_PREFIX,
     RefRecord,
     decode_ref_record,
     encode_ref_record,
@@ -61,6 +92,8 @@ from vrepo.format.transaction import (
 )
 from vrepo.format.turn import (
     TURNS_PREFIX,
+    Offer,
+    OfferedChunks,
     TurnClaim,
     decode_turn_claim,
     encode_turn_claim,
@@ -69,21 +102,35 @@ from vrepo.format.turn import (
 )
 
 __all__ = [
+    "EXPIRY_PREFIX",
     "FORMAT_VERSION",
+    "GC_PREFIX",
     "ID_BYTES",
     "ID_CHARS",
+    "MAX_INDEXED_METADATA_BYTES",
+    "MAX_PAGE_ENTRIES",
     "MAX_SEQ",
+    "RECENT_ANCESTORS",
+    "REFS_PREFIX",
     "REF_ACTIONS",
     "REF_KINDS",
     "REPO_INFO_KEY",
     "TURNS_PREFIX",
     "ArrayChunkChanges",
     "ChunkRef",
+    "ExpiryRecord",
     "FileType",
+    "GcState",
+    "HistoryEntry",
+    "HistoryPage",
+    "HistoryPageRef",
     "LooseObject",
     "Manifest",
     "ManifestRef",
+    "NamedManifest",
     "NodeSnapshot",
+    "Offer",
+    "OfferedChunks",
     "RefRecord",
     "RepoConfig",
     "RepoInfo",
@@ -92,7 +139,11 @@ __all__ = [
     "TurnClaim",
     "array_to_ids",
     "bytes_to_id",
+    "crc32c",
     "decode_binary",
+    "decode_expiry_record",
+    "decode_gc_state",
+    "decode_history_page",
     "decode_json_record",
     "decode_ref_record",
     "decode_repo_info",
@@ -100,20 +151,28 @@ __all__ = [
     "decode_transaction_log",
     "decode_turn_claim",
     "encode_binary",
+    "encode_expiry_record",
+    "encode_gc_state",
+    "encode_history_page",
     "encode_json_record",
     "encode_ref_record",
     "encode_repo_info",
     "encode_snapshot",
     "encode_transaction_log",
     "encode_turn_claim",
+    "expiry_record_key",
     "id_to_bytes",
     "ids_to_array",
+    "is_id_prefix",
     "is_valid_id",
     "new_id",
+    "new_timed_id",
     "parse_ref",
     "ref_dir",
     "ref_record_key",
     "seq_from_record_key",
+    "timed_id_floor",
+    "timed_id_seconds",
     "turn_dir",
     "turn_key",
     "union_of_logs",

@@ -1,14 +1,19 @@
-"""Random object ids: 12 random bytes written as 20 Crockford base32 characters.
+"""Object ids: 12 bytes written as 20 Crockford base32 characters.
 
 Ids name every immutable file (snapshots, manifests, chunks). The text form sorts like the
-bytes (big-endian, fixed width), so listings and binary columns agree on order. Encoding and
-decoding go through the C base32 codec of the standard library plus a translation table, and
-the vectorised forms handle a whole column in one call.
+bytes (big-endian, fixed width), so listings and binary columns agree on order. Snapshot and
+operation ids are random (`new_id`); chunks, manifests and history pages get *timed* ids
+(`new_timed_id`): the second they were made (since `TIMED_EPOCH`, 4 bytes) and 8 random
+bytes, so a listing that starts at `timed_id_floor` returns only what was written since
+(garbage collection lists that way), and an id tells its object's age without a request.
+Encoding and decoding go through Python ints and translation tables, and the vectorised
+forms handle a whole column in one call.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,6 +49,32 @@ def new_id() -> str:
             return bytes_to_id(raw)
 
 
+TIMED_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z, in seconds since the Unix epoch
+_TIME_BYTES = 4  # seconds since TIMED_EPOCH: enough until 2156
+_RANDOM_BYTES = ID_BYTES - _TIME_BYTES  # 64 random bits per second made
+
+
+def new_timed_id(now: float | None = None) -> str:
+    """A fresh id that sorts by the second it was made (``now``, Unix seconds; default the
+    clock), then at random: 2**64 ids per second, never the all-zero id."""
+    seconds = int(time.time() if now is None else now) - TIMED_EPOCH
+    if not 0 <= seconds < 2 ** (8 * _TIME_BYTES):
+        raise ValueError(f"the clock reads {now or time.time()}: timed ids start in 2020")
+    return bytes_to_id(seconds.to_bytes(_TIME_BYTES, "big") + os.urandom(_RANDOM_BYTES))
+
+
+def timed_id_seconds(id: str) -> int:
+    """The Unix second a timed id was made in (for an id from `new_id`, a meaningless one)."""
+    return int.from_bytes(id_to_bytes(id)[:_TIME_BYTES], "big") + TIMED_EPOCH
+
+
+def timed_id_floor(unix_seconds: float) -> str:
+    """The smallest timed id of that second: every id made then or later sorts at or after
+    it, every one made before sorts before it."""
+    seconds = min(max(int(unix_seconds) - TIMED_EPOCH, 0), 2 ** (8 * _TIME_BYTES) - 1)
+    return bytes_to_id(seconds.to_bytes(_TIME_BYTES, "big") + bytes(_RANDOM_BYTES))
+
+
 def bytes_to_id(b: bytes | bytearray | memoryview) -> str:
     """Encode 12 raw bytes as a 20-character id."""
     if len(b) != ID_BYTES:
@@ -60,6 +91,14 @@ def is_valid_id(s: object) -> bool:
         and s[0] in _FIRST_CHARS
         and _ALPHABET_SET.issuperset(s)
     )
+
+
+def is_id_prefix(s: object, min_chars: int = 4) -> bool:
+    """True if `s` (in any case) could be the first `min_chars` or more characters of an id."""
+    if not isinstance(s, str) or not min_chars <= len(s) <= ID_CHARS:
+        return False
+    upper = s.upper()
+    return upper[0] in _FIRST_CHARS and _ALPHABET_SET.issuperset(upper)
 
 
 def _bad_id(what: object) -> FormatError:

@@ -23,7 +23,7 @@ from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.ids import ID_BYTES, array_to_ids, bytes_to_id
 from vrepo.format.manifest_build import columns_from_refs
 from vrepo.format.manifest_codec import decode_manifest, encode_manifest
-from vrepo.format.manifest_columns import ManifestColumns
+from vrepo.format.manifest_columns import NO_CHECKSUM, ManifestColumns
 from vrepo.format.manifest_update import apply_changes
 
 
@@ -46,6 +46,7 @@ class Manifest:
         offsets: np.ndarray,
         lengths: np.ndarray,
         inline_blob: bytes | memoryview,
+        checksums: np.ndarray | None = None,
     ) -> None:
         """Wrap already-consistent columns; use `empty`, `from_refs` or `decode` instead."""
         self._cols = ManifestColumns(
@@ -56,6 +57,7 @@ class Manifest:
             _readonly(offsets),
             _readonly(lengths),
             inline_blob,
+            None if checksums is None else _readonly(checksums),
         )
 
     # construction ---------------------------------------------------------------------
@@ -102,11 +104,18 @@ class Manifest:
         length = int(cols.lengths[i])
         if cols.ids is None or not cols.ids[i].any():
             return ChunkRef(None, 0, length, bytes(cols.inline_blob[offset : offset + length]))
-        return ChunkRef(bytes_to_id(cols.ids[i].tobytes()), offset, length)
+        checksum = None
+        if cols.checksums is not None and cols.checksums[i] != NO_CHECKSUM:
+            checksum = int(cols.checksums[i])
+        return ChunkRef(bytes_to_id(cols.ids[i].tobytes()), offset, length, None, checksum)
 
     def coords(self) -> np.ndarray:
         """The (n, ndim) uint64 chunk coordinates in sorted (row-major) order."""
         return self._cols.coords()
+
+    def refs(self) -> list[ChunkRef]:
+        """Every ref, in key order (one Python object per row: for small manifests)."""
+        return [self._ref_at(i) for i in range(len(self))]
 
     def chunk_ids(self) -> list[str]:
         """The distinct chunk object ids referenced (sorted), e.g. for durability checks and GC."""
@@ -158,6 +167,12 @@ class Manifest:
         return self._cols.lengths
 
     @property
+    def checksums(self) -> np.ndarray | None:
+        """CRC-32C per row, uint64 (n,), `NO_CHECKSUM` where a row has none (inline refs, refs
+        from version-1 manifests); None when no row has one."""
+        return self._cols.checksums
+
+    @property
     def inline_blob(self) -> bytes | memoryview:
         """The inline payloads, concatenated (a read-only memoryview after `decode`)."""
         return self._cols.inline_blob
@@ -171,7 +186,8 @@ class Manifest:
     def nbytes_in_memory(self) -> int:
         """Bytes held by the columns, excluding inline payloads."""
         c = self._cols
-        return sum(a.nbytes for a in (c.keys, c.ids, c.offsets, c.lengths) if a is not None)
+        columns = (c.keys, c.ids, c.offsets, c.lengths, c.checksums)
+        return sum(a.nbytes for a in columns if a is not None)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Manifest):
@@ -186,6 +202,8 @@ class Manifest:
             and np.array_equal(a.offsets, b.offsets)
             and np.array_equal(a.lengths, b.lengths)
             and a.inline_blob == b.inline_blob
+            and (a.checksums is None) == (b.checksums is None)
+            and (a.checksums is None or np.array_equal(a.checksums, b.checksums))
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -198,8 +216,8 @@ class Manifest:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        c = self._cols
-        return (Manifest, (*c[:-1], bytes(c.inline_blob)))
+        c = self._cols._replace(inline_blob=bytes(self._cols.inline_blob))
+        return (Manifest, tuple(c))
 
     # encoding ---------------------------------------------------------------------------
 

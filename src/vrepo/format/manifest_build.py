@@ -14,7 +14,7 @@ import numpy as np
 from vrepo.format.chunk_grid import as_coords, check_extent, check_unique, extent_of, ravel
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.ids import ids_to_array
-from vrepo.format.manifest_columns import ManifestColumns
+from vrepo.format.manifest_columns import NO_CHECKSUM, ManifestColumns, canonical_checksums
 
 _MAX_LENGTH = 2**32 - 1
 _ZERO_ID = "0" * 20
@@ -23,7 +23,7 @@ _ZERO_ID = "0" * 20
 class RefColumns:
     """Columns built from a sorted list of ChunkRefs (inline offsets point into `blob`)."""
 
-    __slots__ = ("blob", "ids", "inline", "lengths", "offsets")
+    __slots__ = ("blob", "checksums", "ids", "inline", "lengths", "offsets")
 
     def __init__(self, refs: Sequence[ChunkRef]) -> None:
         """Validate `refs` (already in key order) and lay them out as columns."""
@@ -63,6 +63,14 @@ class RefColumns:
                 raise ValueError("the all-zero chunk id is reserved for inline refs")
         if int(inline_lengths.sum()) != len(self.blob):
             raise ValueError("an inline ChunkRef's length differs from its payload size")
+        self.checksums = _checksums(refs) if n_inline < n else None
+
+
+def _checksums(refs: Sequence[ChunkRef]) -> np.ndarray | None:
+    """The checksums column of ``refs`` (`NO_CHECKSUM` where a ref has none), or None."""
+    missing = int(NO_CHECKSUM)
+    sums = [missing if r.checksum is None else r.checksum for r in refs]
+    return canonical_checksums(np.fromiter(sums, dtype=np.uint64, count=len(refs)))
 
 
 def columns_from_refs(ndim: int, coords: Any, refs: Sequence[ChunkRef]) -> ManifestColumns:
@@ -80,5 +88,5 @@ def columns_from_refs(ndim: int, coords: Any, refs: Sequence[ChunkRef]) -> Manif
         keys = keys[order]
         check_unique(keys, extent, "from_refs")
         refs = [refs[i] for i in order.tolist()]
-    cols = RefColumns(refs)
-    return ManifestColumns(ndim, extent, keys, cols.ids, cols.offsets, cols.lengths, cols.blob)
+    c = RefColumns(refs)
+    return ManifestColumns(ndim, extent, keys, c.ids, c.offsets, c.lengths, c.blob, c.checksums)

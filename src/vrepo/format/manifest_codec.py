@@ -16,7 +16,7 @@ from vrepo.errors import FormatError
 from vrepo.format.chunk_grid import MAX_COORD, check_extent, extent_of, ravel
 from vrepo.format.envelope import FileType, StructFile, compress_bytes, decompress_bytes
 from vrepo.format.ids import ID_BYTES
-from vrepo.format.manifest_columns import ManifestColumns
+from vrepo.format.manifest_columns import NO_CHECKSUM, ManifestColumns, canonical_checksums
 
 
 class _Payload(msgspec.Struct):
@@ -24,9 +24,13 @@ class _Payload(msgspec.Struct):
 
     ``columns`` is one zstd frame holding, packed little-endian and in this order: coords
     (count x ndim uint32), ids (count x 12 bytes, present when ``has_ids``), offsets (count
-    uint64) and lengths (count uint32). ``inline_blob`` is stored raw: inline payloads are
-    chunks already compressed by their zarr codecs, and compressing them again cost most of
-    the time of a commit and of a cold read.
+    uint64), lengths (count uint32) and, when ``has_checksums`` (format version 2; absent, so
+    False, in version 1), checksums (count uint32, the CRC-32C of each stored chunk) and
+    ``unchecked``, a bitmap of the rows without one (ceil(count / 8) bytes, least significant
+    bit first; a set bit: an inline ref, or one kept from a version-1 manifest, whose checksum
+    slot is 0).
+    ``inline_blob`` is stored raw: inline payloads are chunks already compressed by their zarr
+    codecs, and compressing them again cost most of the time of a commit and of a cold read.
     """
 
     ndim: int
@@ -35,6 +39,7 @@ class _Payload(msgspec.Struct):
     has_ids: bool
     columns: Any
     inline_blob: Any
+    has_checksums: bool = False
 
 
 class _DecodedPayload(_Payload):
@@ -54,6 +59,10 @@ def encode_manifest(cols: ManifestColumns) -> bytes:
     if cols.ids is not None:
         columns.append(_le_bytes(cols.ids, "u1"))
     columns += [_le_bytes(cols.offsets, "<u8"), _le_bytes(cols.lengths, "<u4")]
+    if cols.checksums is not None:
+        missing = cols.checksums == NO_CHECKSUM
+        columns.append(_le_bytes(np.where(missing, 0, cols.checksums), "<u4"))
+        columns.append(memoryview(np.packbits(missing, bitorder="little")))
     payload = _Payload(
         ndim=cols.ndim,
         count=len(cols.keys),
@@ -61,6 +70,7 @@ def encode_manifest(cols: ManifestColumns) -> bytes:
         has_ids=cols.ids is not None,
         columns=compress_bytes(b"".join(columns)),
         inline_blob=cols.inline_blob,
+        has_checksums=cols.checksums is not None,
     )
     return _file.encode(payload)
 
@@ -95,15 +105,17 @@ def _from_payload(p: _DecodedPayload) -> ManifestColumns:
     if any(not 0 <= e <= MAX_COORD + 1 for e in extent):
         raise ValueError(f"extent {extent} out of range")
     check_extent(extent)
-    widths = [("coords", 4 * ndim), ("ids", ID_BYTES if p.has_ids else 0), ("offsets", 8)]
-    widths.append(("lengths", 4))
+    sizes = {"coords": 4 * ndim * n, "ids": ID_BYTES * n if p.has_ids else 0, "offsets": 8 * n}
+    sizes["lengths"] = 4 * n
+    if p.has_checksums:
+        sizes["checksums"], sizes["unchecked"] = 4 * n, (n + 7) // 8
     try:
-        raw = memoryview(decompress_bytes(columns, sum(w for _, w in widths) * n, what="columns"))
+        raw = memoryview(decompress_bytes(columns, sum(sizes.values()), what="columns"))
     except FormatError as e:
         raise ValueError(str(e)) from e  # reported with the file's name by StructFile
     column, start = {}, 0
-    for name, width in widths:
-        column[name], start = raw[start : start + width * n], start + width * n
+    for name, size in sizes.items():
+        column[name], start = raw[start : start + size], start + size
     coords = np.frombuffer(column["coords"], dtype="<u4").reshape(n, ndim)
     if extent_of(coords) != extent:
         raise ValueError(f"extent {extent} does not match the coordinates")
@@ -119,4 +131,17 @@ def _from_payload(p: _DecodedPayload) -> ManifestColumns:
     ends = offsets[inline] + lengths[inline].astype(np.uint64)
     if len(ends) and (int(ends.max()) > len(inline_blob) or (ends < offsets[inline]).any()):
         raise ValueError("an inline ref points past the end of the inline payloads")
-    return ManifestColumns(ndim, extent, keys, ids, offsets, lengths, inline_blob)
+    checksums = _checksums(column, inline) if p.has_checksums else None
+    return ManifestColumns(ndim, extent, keys, ids, offsets, lengths, inline_blob, checksums)
+
+
+def _checksums(column: dict[str, memoryview], inline: np.ndarray) -> np.ndarray | None:
+    """The checksums column (`NO_CHECKSUM` where the bitmap says none); inline rows have none."""
+    n = len(inline)
+    bits = np.frombuffer(column["unchecked"], np.uint8)
+    missing = np.unpackbits(bits, count=n, bitorder="little").astype(bool)
+    if (inline & ~missing).any():
+        raise ValueError("an inline ref has a checksum")
+    sums = np.frombuffer(column["checksums"], dtype="<u4").astype(np.uint64)
+    sums[missing] = NO_CHECKSUM
+    return canonical_checksums(sums)

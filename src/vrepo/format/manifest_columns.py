@@ -1,6 +1,6 @@
 """The columns of one manifest: the unit that is built, changed, encoded and decoded.
 
-One row per chunk, sorted by the chunk's linear key (see `chunk_grid`); at most 32 bytes per
+One row per chunk, sorted by the chunk's linear key (see `chunk_grid`); at most 40 bytes per
 ref in memory, inline payloads aside:
 
 - ``keys``     uint64 (n,)     linear chunk index, strictly increasing
@@ -9,6 +9,9 @@ ref in memory, inline payloads aside:
 - ``offsets``  uint64 (n,)     offset in the chunk object, or in ``inline_blob`` when inline
 - ``lengths``  uint32 (n,)     byte length
 - ``inline_blob``              the payloads of the inline refs, concatenated in key order
+- ``checksums`` uint64 (n,)    CRC-32C of each stored chunk, `NO_CHECKSUM` where there is none
+  (inline refs, refs kept from version-1 manifests); None when no row has one (then 32 bytes
+  per ref, 20 if every ref is inline)
 
 Keeping these together as one value, apart from the `Manifest` that wraps them, lets the
 builders (`manifest_build`, `manifest_update`) and the codec (`manifest_codec`) work on a
@@ -24,6 +27,9 @@ import numpy as np
 from vrepo.format.chunk_grid import unravel
 from vrepo.format.ids import ID_BYTES
 
+NO_CHECKSUM = np.uint64(2**32)
+"""The ``checksums`` entry of a row without a checksum (outside the range of a CRC-32C)."""
+
 
 class ManifestColumns(NamedTuple):
     """Consistent, key-sorted columns of chunk refs for an array of `ndim` dimensions."""
@@ -35,6 +41,7 @@ class ManifestColumns(NamedTuple):
     offsets: np.ndarray
     lengths: np.ndarray
     inline_blob: bytes | memoryview
+    checksums: np.ndarray | None = None
 
     @classmethod
     def empty(cls, ndim: int) -> ManifestColumns:
@@ -66,3 +73,16 @@ class ManifestColumns(NamedTuple):
         if self.ids is None:
             return np.zeros((len(self.keys), ID_BYTES), dtype=np.uint8)
         return self.ids
+
+    def checksums_or_missing(self) -> np.ndarray:
+        """The checksums column, with `NO_CHECKSUM` standing in when no row has one."""
+        if self.checksums is None:
+            return np.full(len(self.keys), NO_CHECKSUM, dtype=np.uint64)
+        return self.checksums
+
+
+def canonical_checksums(checksums: np.ndarray | None) -> np.ndarray | None:
+    """``checksums``, or None when no row has one (the canonical form of that column)."""
+    if checksums is None or (checksums == NO_CHECKSUM).all():
+        return None
+    return checksums

@@ -23,7 +23,7 @@ from vrepo.format.chunk_grid import (
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.ids import ID_BYTES
 from vrepo.format.manifest_build import RefColumns
-from vrepo.format.manifest_columns import ManifestColumns
+from vrepo.format.manifest_columns import NO_CHECKSUM, ManifestColumns, canonical_checksums
 
 
 def apply_changes(
@@ -80,6 +80,14 @@ def apply_changes(
         old_ids = old.ids_or_zeros()[keep]
         new_ids = new.ids if new.ids is not None else np.zeros((len(new_keys), ID_BYTES), np.uint8)
         out_ids = np.insert(old_ids, at, new_ids, axis=0)
+    if old.checksums is None and new.checksums is None:
+        out_checksums = None
+    else:
+        new_sums = new.checksums
+        if new_sums is None:
+            new_sums = np.full(len(new_keys), NO_CHECKSUM, dtype=np.uint64)
+        kept_sums = old.checksums_or_missing()[keep]
+        out_checksums = canonical_checksums(np.insert(kept_sums, at, new_sums))
 
     blob, out_offsets = merge_blobs(
         old.inline_blob,
@@ -98,7 +106,9 @@ def apply_changes(
             extent, out_keys = shrunk, ravel(out_coords, shrunk)
     elif not len(out_keys):
         extent = (0,) * old.ndim
-    return ManifestColumns(old.ndim, extent, out_keys, out_ids, out_offsets, out_lengths, blob)
+    return ManifestColumns(
+        old.ndim, extent, out_keys, out_ids, out_offsets, out_lengths, blob, out_checksums
+    )
 
 
 def merge_blobs(

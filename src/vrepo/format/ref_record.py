@@ -11,7 +11,7 @@ import re
 import msgspec
 
 from vrepo.errors import FormatError, InvalidRefNameError
-from vrepo.format.envelope import FileType, decode_json_record, encode_json_record
+from vrepo.format.envelope import FileType, RecordFile
 
 MAX_SEQ = 10**12 - 1
 SEQ_DIGITS = 12
@@ -101,15 +101,14 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return kind, validate_ref_name(kind, name)
 
 
+_file = RecordFile(FileType.REF, RefRecord, "ref record")
+
+
 def encode_ref_record(r: RefRecord) -> bytes:
     """Encode a ref record as a JSON record file."""
-    return encode_json_record(FileType.REF, msgspec.to_builtins(r))
+    return _file.encode(r)
 
 
 def decode_ref_record(data: bytes | bytearray | memoryview, *, what: str) -> RefRecord:
     """Decode and verify a ref record file; `FormatError` if it is corrupt."""
-    body = decode_json_record(data, FileType.REF, what=what)
-    try:
-        return msgspec.convert(body, RefRecord)
-    except (msgspec.ValidationError, ValueError) as e:
-        raise FormatError(f"{what} has an invalid ref record ({e}); the file is corrupt") from e
+    return _file.decode(data, what=what)

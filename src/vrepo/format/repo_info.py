@@ -28,12 +28,15 @@ class RepoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     tries again before giving up with `ConflictError`.
     ``commit_backoff_ms``: the first retry waits up to this long (jittered), doubling on each
     further retry up to ``commit_backoff_max_ms``.
+    ``manifest_split_refs``: an array's chunk refs are kept in pieces of at most this many
+    (by block of the chunk grid), so a commit rewrites only the pieces it wrote in.
     """
 
     inline_threshold_bytes: int = 512
     commit_retries: int = 100
     commit_backoff_ms: float = 1.0
     commit_backoff_max_ms: float = 64.0
+    manifest_split_refs: int = 32768
 
     def __post_init__(self) -> None:
         limits = {
@@ -41,6 +44,7 @@ class RepoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
             "commit_retries": (int, 0, 100_000),
             "commit_backoff_ms": (float, 0, 60_000),
             "commit_backoff_max_ms": (float, 0, 600_000),
+            "manifest_split_refs": (int, 1, 2**24),
         }
         for name, (kind, low, high) in limits.items():
             value = _number(name, getattr(self, name), kind)

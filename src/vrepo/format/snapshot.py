@@ -14,16 +14,21 @@ import msgspec
 
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.envelope import FileType, StructFile
+from vrepo.format.history import HistoryEntry, HistoryPageRef
 
 NODE_KINDS = ("group", "array")
 
 
 class ManifestRef(msgspec.Struct, frozen=True):
-    """One manifest of an array: its id, how many chunk refs it holds and their total bytes."""
+    """One manifest of an array: its id, how many chunk refs it holds and their total bytes;
+    for a piece (`vrepo.format.manifest_split`), its index and the chunks per dimension of
+    every piece of the array. Without a split, it may hold any chunk of the array."""
 
     id: str
     count: int
     stored_bytes: int
+    piece: tuple[int, ...] = ()
+    split: tuple[int, ...] = ()
 
 
 class LooseObject(msgspec.Struct, frozen=True):
@@ -54,6 +59,10 @@ class Snapshot(msgspec.Struct, frozen=True):
     """The state of the repository at one commit; `nodes` are sorted by path.
 
     ``created_at`` is microseconds since the Unix epoch (UTC); ``metadata`` is JSON-compatible.
+    ``recent_ancestors`` and ``ancestor_pages`` are its history index (`vrepo.format.history`):
+    its newest ancestors themselves, parent first, then the pages listing older ones, newest
+    first. After the oldest entry, or when there is none, a walk goes on from that entry's
+    (or this snapshot's) parent: a snapshot written before the index, or by a vrepo without it.
     """
 
     id: str
@@ -63,6 +72,8 @@ class Snapshot(msgspec.Struct, frozen=True):
     metadata: dict[str, Any]
     nodes: tuple[NodeSnapshot, ...]
     loose: tuple[LooseObject, ...] = ()
+    recent_ancestors: tuple[HistoryEntry, ...] = ()
+    ancestor_pages: tuple[HistoryPageRef, ...] = ()
 
     def __post_init__(self) -> None:
         paths = [n.path for n in self.nodes]

@@ -4,22 +4,55 @@
 `S3Storage` and `FsspecStorage` implement it (docs/storage.md compares their guarantees).
 `as_storage` turns what a user passes (a path, a ``file://`` or ``s3://`` URL, or a storage
 object) into a `Storage`.
+
+The S3 and memory backends load on first use of their names (``from vrepo.storage
+import S3Storage`` works as before): a local repository, such as a ``vrepo log`` reads,
+needs none of their modules.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vrepo.errors import InvalidArgumentError, StorageError
 from vrepo.storage._guarded import guarded, unguarded
 from vrepo.storage.base import Storage
-from vrepo.storage.credentials import CredentialsSource, S3Credentials
+
+# Imported here, before `fsspec_storage` is defined below: importing the module later would
+# bind its name over the function's. (It imports fsspec only when used.)
 from vrepo.storage.fsspec_storage import FsspecStorage
 from vrepo.storage.local import LocalStorage
-from vrepo.storage.memory import MemoryStorage
-from vrepo.storage.s3 import S3Storage
+
+if TYPE_CHECKING:
+    from vrepo.storage.credentials import CredentialsSource, S3Credentials
+    from vrepo.storage.memory import MemoryStorage
+    from vrepo.storage.s3 import S3Storage
+
+# names loaded on first use, and their modules
+_LAZY = {
+    "CredentialsSource": "vrepo.storage.credentials",
+    "MemoryStorage": "vrepo.storage.memory",
+    "S3Credentials": "vrepo.storage.credentials",
+    "S3Storage": "vrepo.storage.s3",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """`S3Storage`, `S3Credentials` and `MemoryStorage`, imported when first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 _S3_OPTIONS = frozenset(
     {"endpoint_url", "region", "anonymous", "credentials", "scatter_credentials"}
@@ -37,6 +70,8 @@ def local_storage(path: str | os.PathLike[str]) -> LocalStorage:
 
 def memory_storage() -> MemoryStorage:
     """New, empty storage inside this process only: for tests and scratch work."""
+    from vrepo.storage.memory import MemoryStorage
+
     return MemoryStorage()
 
 
@@ -63,6 +98,8 @@ def s3_storage(
     provider, which each worker process calls itself on first use (for workers with their own
     credentials, such as instance roles, or to keep secrets off the wire).
     """
+    from vrepo.storage.s3 import S3Storage
+
     return S3Storage(
         bucket,
         prefix,

@@ -63,16 +63,29 @@ class GuardedStorage(Storage):
     # --- the calls ---------------------------------------------------------------------
 
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        return await self._read(key, "get", lambda: self.inner.get(key, byte_range))
+
+    async def get_checked(
+        self,
+        key: str,
+        byte_range: tuple[int, int] | None,
+        check: Callable[[bytes], None],
+    ) -> bytes:
+        return await self._read(
+            key, "get_checked", lambda: self.inner.get_checked(key, byte_range, check)
+        )
+
+    async def _read(self, key: str, name: str, reading: Callable[[], Awaitable[Any]]) -> bytes:
         try:
-            data = await self.inner.get(key, byte_range)
+            data = await reading()
         except FileNotFoundError as exc:  # a backend's own way of saying "missing"
             raise ObjectNotFoundError(key) from exc
         except VRepoError:
-            raise
+            raise  # a check's own FormatError, among others
         except Exception as exc:
-            raise self._failure(f"reading {key!r}", "get", exc) from exc
+            raise self._failure(f"reading {key!r}", name, exc) from exc
         if not isinstance(data, _BYTES_LIKE):
-            raise self._wrong_result("get", key, data, "the object's bytes")
+            raise self._wrong_result(name, key, data, "the object's bytes")
         return data
 
     async def put(self, key: str, data: bytes | memoryview) -> None:
@@ -97,6 +110,16 @@ class GuardedStorage(Storage):
     async def list(self, prefix: str, *, limit: int | None = None) -> list[str]:
         method = self.inner.list
         return await self._call(f"listing {prefix!r}", "list", method, prefix, limit=limit)
+
+    async def size(self, key: str) -> int:
+        return await self._call(f"sizing {key!r}", "size", self.inner.size, key)
+
+    async def list_after(
+        self, prefix: str, start_after: str, *, limit: int | None = None
+    ) -> list[str]:
+        method = self.inner.list_after
+        doing = f"listing {prefix!r} after {start_after!r}"
+        return await self._call(doing, "list_after", method, prefix, start_after, limit=limit)
 
     async def make_durable(self, keys: Iterable[str]) -> None:
         keys = list(keys)

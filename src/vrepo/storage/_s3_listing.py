@@ -11,9 +11,14 @@ _MAX_PAGE = 1000  # ListObjectsV2 returns at most this many keys per request
 
 
 async def list_keys(
-    list_page: Callable[..., Awaitable[Any]], root: str, prefix: str, limit: int | None
+    list_page: Callable[..., Awaitable[Any]],
+    root: str,
+    prefix: str,
+    limit: int | None,
+    start_after: str | None = None,
 ) -> list[str]:
-    """The keys below ``root`` that start with ``prefix``, in the server's order.
+    """The keys below ``root`` that start with ``prefix`` (and sort after ``start_after``,
+    if given), in the server's order.
 
     ``list_page(**request)`` sends one ListObjectsV2 request. With ``limit`` each asks for
     only the keys still wanted (``MaxKeys``), so the first key of a prefix costs one request.
@@ -23,6 +28,8 @@ async def list_keys(
         return first_keys([], limit)  # raises for a negative limit
     root = f"{root}/" if root else ""
     request: dict[str, Any] = {"Prefix": root + prefix}
+    if start_after is not None and start_after >= prefix:
+        request["StartAfter"] = root + start_after
     keys: list[str] = []
     while True:
         wanted = _MAX_PAGE if limit is None else limit - len(keys)

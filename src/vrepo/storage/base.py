@@ -8,7 +8,9 @@ All methods are coroutines; backends do blocking I/O off the event loop.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+from vrepo.storage._keys import first_keys
 
 
 class Storage(ABC):
@@ -34,6 +36,22 @@ class Storage(ABC):
         raise `InvalidArgumentError` (they are not read as Python slices), checked before any
         request, whether or not the key exists. Raises `ObjectNotFoundError` if absent.
         """
+
+    async def get_checked(
+        self,
+        key: str,
+        byte_range: tuple[int, int] | None,
+        check: Callable[[bytes], None],
+    ) -> bytes:
+        """`get`, then ``check(data)``, which raises to refuse the bytes (e.g. a checksum).
+
+        The engine verifies chunks so. A backend that reads in a worker thread may run
+        ``check`` there, on bytes still in that core's cache and off the event loop; by
+        default it runs after `get` returns.
+        """
+        data = await self.get(key, byte_range)
+        check(data)
+        return data
 
     @abstractmethod
     async def put(self, key: str, data: bytes | memoryview) -> None:
@@ -65,12 +83,30 @@ class Storage(ABC):
     async def exists(self, key: str) -> bool:
         """Whether an object with this key exists."""
 
+    async def size(self, key: str) -> int:
+        """The object's length in bytes; `ObjectNotFoundError` if absent. Garbage collection
+        reports what it frees with it. By default the object is read."""
+        return len(await self.get(key))
+
     @abstractmethod
     async def list(self, prefix: str, *, limit: int | None = None) -> list[str]:
         """Keys starting with ``prefix``, sorted lexicographically; the first ``limit`` if given.
 
         ``prefix`` is a plain string prefix (``"refs/branch.main/"``), not a glob.
         """
+
+    async def list_after(
+        self, prefix: str, start_after: str, *, limit: int | None = None
+    ) -> list[str]:
+        """Keys starting with ``prefix`` that sort after ``start_after``, sorted; the first
+        ``limit`` if given.
+
+        Garbage collection lists only objects created since its last run this way (object
+        ids sort by creation time). Object stores start the listing there (S3's
+        ``StartAfter``); by default the whole prefix is listed and filtered.
+        """
+        keys = [key for key in await self.list(prefix) if key > start_after]
+        return keys if limit is None else first_keys(keys, limit)
 
     @abstractmethod
     async def make_durable(self, keys: Iterable[str]) -> None:

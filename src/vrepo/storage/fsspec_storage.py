@@ -190,6 +190,16 @@ class FsspecStorage(Storage):
         """Whether a file exists at this key."""
         return await self._run("checking", key, self._fs.isfile, self._path(key))
 
+    async def size(self, key: str) -> int:
+        """The file's size as the filesystem reports it."""
+        return await self._run("sizing", key, self._size_sync, key, self._path(key))
+
+    def _size_sync(self, key: str, path: str) -> int:
+        try:
+            return int(self._fs.size(path))
+        except _MISSING:
+            raise ObjectNotFoundError(key) from None
+
     async def list(self, prefix: str, *, limit: int | None = None) -> list[str]:
         """Files below the directory the prefix names that start with it, sorted."""
         validate_prefix(prefix)

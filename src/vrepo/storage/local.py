@@ -157,7 +157,19 @@ class LocalStorage(Storage):
 
     # --- blocking implementations (run in a worker thread) -----------------------------
 
-    def _get_sync(self, key: str, path: str, byte_range: tuple[int, int] | None) -> bytes:
+    def _get_sync(
+        self,
+        key: str,
+        path: str,
+        byte_range: tuple[int, int] | None,
+        check: Callable[[bytes], None] | None = None,
+    ) -> bytes:
+        data = self._read_sync(key, path, byte_range)
+        if check is not None:
+            check(data)
+        return data
+
+    def _read_sync(self, key: str, path: str, byte_range: tuple[int, int] | None) -> bytes:
         try:
             fd = os.open(path, _files.READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -316,9 +328,18 @@ class LocalStorage(Storage):
 
     async def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         """Read a file, or bytes ``[start, end)`` of it (clipped at end of file)."""
+        return await self.get_checked(key, byte_range, None)
+
+    async def get_checked(
+        self,
+        key: str,
+        byte_range: tuple[int, int] | None,
+        check: Callable[[bytes], None] | None,
+    ) -> bytes:
+        """`get`, with ``check(data)`` run in the reading thread, right after the read."""
         path = self._path(key)
         byte_range = validate_byte_range(byte_range)
-        return await self._run("reading", key, self._get_sync, key, path, byte_range)
+        return await self._run("reading", key, self._get_sync, key, path, byte_range, check)
 
     async def put(self, key: str, data: bytes | memoryview) -> None:
         """Write via a temporary file and an atomic rename; not yet durable (see make_durable)."""
@@ -340,6 +361,16 @@ class LocalStorage(Storage):
     async def exists(self, key: str) -> bool:
         """Whether a regular file exists at this key."""
         return await self._run("checking", key, self._exists_sync, self._path(key))
+
+    async def size(self, key: str) -> int:
+        """The file's size (one stat)."""
+        return await self._run("sizing", key, self._size_sync, key, self._path(key))
+
+    def _size_sync(self, key: str, path: str) -> int:
+        try:
+            return os.stat(path).st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFoundError(key) from None
 
     async def list(self, prefix: str, *, limit: int | None = None) -> list[str]:
         """Keys starting with ``prefix``, sorted; walks only the directory the prefix names."""

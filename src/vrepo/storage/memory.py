@@ -93,6 +93,14 @@ class MemoryStorage(Storage):
         with self._lock:
             return key in self._data
 
+    async def size(self, key: str) -> int:
+        """The stored value's length."""
+        validate_key(key)
+        with self._lock:
+            if key not in self._data:
+                raise ObjectNotFoundError(key)
+            return len(self._data[key])
+
     async def list(self, prefix: str, *, limit: int | None = None) -> list[str]:
         """Stored keys starting with ``prefix``, sorted."""
         validate_prefix(prefix)

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from vrepo.errors import StorageError
+from vrepo.errors import ObjectNotFoundError, StorageError
 from vrepo.storage._keys import validate_byte_range, validate_key, validate_prefix
 from vrepo.storage._s3_clients import Clients, LoopClient, clients_of, data_loader, new_filesystem
 from vrepo.storage._s3_config import S3Config
@@ -257,12 +257,32 @@ class S3Storage(Storage):
             raise self._error(exc, "checking", key) from exc
         return True
 
+    async def size(self, key: str) -> int:
+        """HeadObject: the object's ContentLength."""
+        try:
+            response = await self._call("head_object", Key=self._path(key))
+        except request_errors() as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise ObjectNotFoundError(key) from None
+            raise self._error(exc, "sizing", key) from exc
+        return int(response["ContentLength"])
+
     async def list(self, prefix: str, *, limit: int | None = None) -> list[str]:
         """ListObjectsV2 pages, in the server's (lexicographic) order (see `list_keys`).
 
         With ``limit`` only as many keys as wanted are asked for; objects whose names are not
         valid keys (such as folder markers ending in '/') are skipped.
         """
+        return await self._list(prefix, limit, None)
+
+    async def list_after(
+        self, prefix: str, start_after: str, *, limit: int | None = None
+    ) -> list[str]:
+        """As `list`, from the first key after ``start_after`` (ListObjectsV2 ``StartAfter``):
+        the keys before it are never sent."""
+        return await self._list(prefix, limit, start_after)
+
+    async def _list(self, prefix: str, limit: int | None, start_after: str | None) -> list[str]:
         validate_prefix(prefix)
 
         async def list_page(**request: Any) -> Any:
@@ -271,7 +291,7 @@ class S3Storage(Storage):
             except request_errors() as exc:
                 raise self._error(exc, "listing", prefix) from exc
 
-        return await list_keys(list_page, self._config.root, prefix, limit)
+        return await list_keys(list_page, self._config.root, prefix, limit, start_after)
 
     async def make_durable(self, keys: Iterable[str]) -> None:
         """Nothing to do: a PUT that succeeded is durable. Only validates the keys."""

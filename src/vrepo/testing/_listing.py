@@ -76,6 +76,52 @@ class ListingTests(StorageTestsBase):
         assert await storage.list("refs/") == []
         assert await storage.list("refs/branch.main/", limit=1) == []
 
+    @pytest.mark.parametrize(
+        ("prefix", "start_after", "expected"),
+        [
+            ("chunks/", "chunks/a", ["chunks/b", "chunks/deep/er/c"]),
+            ("chunks/", "chunks/", ["chunks/a", "chunks/b", "chunks/deep/er/c"]),
+            ("chunks/", "", ["chunks/a", "chunks/b", "chunks/deep/er/c"]),
+            ("chunks/", "chunks/b", ["chunks/deep/er/c"]),
+            ("chunks/", "chunks/aa", ["chunks/b", "chunks/deep/er/c"]),
+            ("chunks/", "chunks/z", []),
+            ("chunks/", "snapshots/", []),
+            ("refs/branch.main", "refs/branch.main/1.json", ["refs/branch.main/2.json", _REFS[2]]),
+            ("", "refs/tag.v1/1.json", ["repo.json"]),
+            ("", "chunks/deep/er/c", sorted(LIST_KEYS)[6:]),
+        ],
+    )
+    @in_new_loop
+    async def test_list_after(
+        self, storage: Storage, prefix: str, start_after: str, expected: list[str]
+    ) -> None:
+        """`list_after(prefix, start_after)` is `list(prefix)` without the keys up to and
+        including ``start_after``, in order; ``limit`` as for `list`."""
+        await asyncio.gather(*(storage.put(key, key.encode()) for key in LIST_KEYS))
+        assert await storage.list_after(prefix, start_after) == expected
+        assert await storage.list_after(prefix, start_after, limit=1) == expected[:1]
+
+    @in_new_loop
+    async def test_list_after_many(self, storage: Storage) -> None:
+        """More keys than one listing request returns (S3 pages hold 1,000) are listed from
+        the start key on, every one once."""
+        keys = [f"chunks/{i:05d}" for i in range(1100)]
+        for start in range(0, len(keys), 200):
+            await asyncio.gather(*(storage.put(key, b"x") for key in keys[start : start + 200]))
+        assert await storage.list_after("chunks/", keys[99]) == keys[100:]
+
+    @in_new_loop
+    async def test_size(self, storage: Storage) -> None:
+        """`size` is the stored object's length (0 for an empty one); `ObjectNotFoundError`
+        names a missing key."""
+        await storage.put("chunks/a", b"12345")
+        await storage.put("chunks/empty", b"")
+        assert await storage.size("chunks/a") == 5
+        assert await storage.size("chunks/empty") == 0
+        with pytest.raises(ObjectNotFoundError) as info:
+            await storage.size("chunks/missing")
+        assert info.value.key == "chunks/missing"
+
     # --- make_durable ----------------------------------------------------------------------
 
     @in_new_loop

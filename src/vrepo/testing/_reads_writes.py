@@ -1,4 +1,5 @@
-"""Conformance tests of reading and writing objects: `get`, `put`, `put_new`, `delete`, `exists`."""
+"""Conformance tests of reading and writing objects: `get` (and `get_checked`), `put`,
+`put_new`, `delete`, `exists`."""
 
 from __future__ import annotations
 
@@ -148,6 +149,31 @@ class ReadWriteTests(StorageTestsBase):
         """numpy integers (as in zarr's shard indexes) are ranges like Python ints."""
         await storage.put("k", b"0123456789")
         assert await storage.get("k", (np.uint64(2), np.int64(5))) == b"234"
+
+    @pytest.mark.parametrize(("byte_range", "expected"), [(None, b"0123456789"), *BYTE_RANGES])
+    @in_new_loop
+    async def test_get_checked(
+        self, storage: Storage, byte_range: tuple[int, int] | None, expected: bytes
+    ) -> None:
+        """`get_checked` returns what `get` does, having passed exactly those bytes to the check
+        once; what the check raises reaches the caller unchanged (vrepo verifies chunks so)."""
+        await storage.put("k", b"0123456789")
+        seen: list[bytes] = []
+        assert await storage.get_checked("k", byte_range, lambda data: seen.append(data)) == (
+            expected
+        )
+        assert seen == [expected]
+
+        class Refused(Exception):
+            pass
+
+        def refuse(data: bytes) -> None:
+            raise Refused(len(data))
+
+        with pytest.raises(Refused):
+            await storage.get_checked("k", byte_range, refuse)
+        with pytest.raises(ObjectNotFoundError):
+            await storage.get_checked("missing", byte_range, refuse)
 
     @in_new_loop
     async def test_get_missing(self, storage: Storage) -> None:

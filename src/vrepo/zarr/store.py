@@ -17,10 +17,13 @@ from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from vrepo import _sync
+from vrepo import config as _settings
 from vrepo.engine.content import Content
 from vrepo.engine.node import V2_METADATA_NAMES, parse_node_metadata
-from vrepo.errors import InvalidKeyError, ReadOnlyError, UnsupportedZarrFormatError
+from vrepo.errors import ReadOnlyError, UnsupportedZarrFormatError
 from vrepo.format import ChunkRef
+from vrepo.zarr._keys import Described, as_dir_prefix, check_key, locate, node_key_prefix
+from vrepo.zarr._listing import dir_names, walk_keys
 from vrepo.zarr._ranges import (
     MAX_COALESCED_BYTES,
     MAX_CONCURRENCY,
@@ -33,48 +36,6 @@ from vrepo.zarr._ranges import (
 if TYPE_CHECKING:
     from vrepo.engine.session import Session
 
-_META = "zarr.json"
-
-
-def _check_key(key: str) -> None:
-    if not isinstance(key, str):
-        raise InvalidKeyError(f"store keys are str, not {type(key).__name__}")
-    if key == "" or key.startswith("/") or key.endswith("/") or "//" in key or "\\" in key:
-        raise InvalidKeyError(
-            f"invalid store key {key!r}: keys are relative '/'-separated paths such as "
-            "'group/array/c/0/1'"
-        )
-    if any(part in (".", "..") for part in key.split("/")) or not key.isprintable():
-        raise InvalidKeyError(f"invalid store key {key!r}: no '.', '..' or control characters")
-
-
-def _node_prefix(path: str) -> str:
-    """The key prefix under which a node's keys live: '' for the root, 'a/b/' for /a/b."""
-    return "" if path == "/" else path[1:] + "/"
-
-
-def _locate(content: Content, key: str) -> tuple[str, Any]:
-    """Classify a key: ("node", path) | ("chunk", (path, coords)) | ("object", key)."""
-    if key == _META:
-        return "node", "/"
-    if key.endswith("/" + _META):
-        return "node", "/" + key[: -len(_META) - 1]
-    parts = key.split("/")
-    for i in range(len(parts) - 1, -1, -1):
-        view = content.node("/" + "/".join(parts[:i]))
-        if view is not None:
-            if view.kind == "array":
-                coords = view.layout.parse_chunk_key("/".join(parts[i:]))
-                if coords is not None:
-                    return "chunk", (view.path, coords)
-            break
-    return "object", key
-
-
-def _dir_prefix(prefix: str) -> str:
-    """``prefix`` as a directory: 'a' -> 'a/', so 'a' never matches 'ab/...'; '' stays ''."""
-    return prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
-
 
 def _size(value: bytes | ChunkRef) -> int:
     return len(value) if isinstance(value, bytes) else value.length
@@ -85,13 +46,23 @@ class VRepoStore(Store):
 
     Obtain it as ``session.store``. Writes need a writable session (or fork); they become
     visible to other sessions only when the session commits.
+
+    Every stored chunk read is checked against its ref: its length always, and, when
+    ``verify_checksums`` (default: the ``read.verify-checksums`` setting, read when the store
+    is made), the CRC-32C of every whole chunk; a damaged chunk raises `vrepo.FormatError`.
     """
 
     supports_writes: bool = True
     supports_deletes: bool = True
     supports_listing: bool = True
 
-    def __init__(self, session: Session, *, read_only: bool | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        read_only: bool | None = None,
+        verify_checksums: bool | None = None,
+    ) -> None:
         if read_only is None:
             read_only = session.read_only
         if session.read_only and not read_only:
@@ -101,14 +72,24 @@ class VRepoStore(Store):
             )
         super().__init__(read_only=read_only)
         self._session = session
+        if verify_checksums is None:
+            verify_checksums = _settings.get("read.verify-checksums")
+        self._verify_checksums = bool(verify_checksums)
 
     @property
     def session(self) -> Session:
         """The session this store reads and writes through."""
         return self._session
 
+    @property
+    def verify_checksums(self) -> bool:
+        """Whether whole chunks read are checked against their CRC-32C (lengths always are)."""
+        return self._verify_checksums
+
     def with_read_only(self, read_only: bool = False) -> VRepoStore:
-        return type(self)(self._session, read_only=read_only)
+        return type(self)(
+            self._session, read_only=read_only, verify_checksums=self._verify_checksums
+        )
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -130,9 +111,9 @@ class VRepoStore(Store):
 
     async def _resolve(self, key: str) -> bytes | ChunkRef | None:
         """The stored value for a key: metadata bytes, a chunk/object ref, or None."""
-        _check_key(key)
+        check_key(key)
         content = await self._content()
-        kind, where = _locate(content, key)
+        kind, where = locate(content, key)
         if kind == "node":
             view = content.node(where)
             if view is not None:
@@ -142,6 +123,14 @@ class VRepoStore(Store):
             if ref is not None:
                 return ref
         return content.object_ref(key)
+
+    async def _read(self, key: str, ref: ChunkRef, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of a resolved ref, checked; errors name the array and chunk."""
+        content = await self._content()
+        what = Described(content, key)
+        return await content.objects.read_chunk(
+            ref, start, end, verify_checksum=self._verify_checksums, what=what
+        )
 
     async def get(
         self,
@@ -158,11 +147,11 @@ class VRepoStore(Store):
         start, end = byte_span(byte_range, _size(value))
         if isinstance(value, bytes):
             return prototype.buffer.from_bytes(value[start:end])
-        data = await (await self._content()).read(value, start, end)
-        return prototype.buffer.from_bytes(data)
+        return prototype.buffer.from_bytes(await self._read(key, value, start, end))
 
     async def _range_batches(
         self,
+        key: str,
         value: bytes | ChunkRef,
         byte_ranges: Sequence[ByteRequest | None],
         prototype: BufferPrototype,
@@ -174,10 +163,9 @@ class VRepoStore(Store):
             data = memoryview(value if isinstance(value, bytes) else value.inline)
             yield [(i, prototype.buffer.from_bytes(data[a:b])) for i, (a, b) in enumerate(spans)]
             return
-        content = await self._content()
 
         async def read(start: int, end: int) -> bytes:
-            return await content.read(value, start, end)
+            return await self._read(key, value, start, end)
 
         async for batch in read_spans(read, spans, **limits):
             yield [(i, prototype.buffer.from_bytes(data)) for i, data in batch]
@@ -203,6 +191,7 @@ class VRepoStore(Store):
         if value is None:
             raise BaseExceptionGroup("byte-range read failed", [FileNotFoundError(key)])
         batches = self._range_batches(
+            key,
             value,
             byte_ranges,
             prototype,
@@ -248,7 +237,7 @@ class VRepoStore(Store):
                 return
             ranges = [wanted[i][1] for i in indices]
             try:
-                async for batch in self._range_batches(value, ranges, prototype):
+                async for batch in self._range_batches(key, value, ranges, prototype):
                     for position, buffer in batch:
                         out[indices[position]] = buffer
             except BaseExceptionGroup as group:
@@ -269,7 +258,7 @@ class VRepoStore(Store):
     async def getsize_prefix(self, prefix: str) -> int:
         """Bytes stored below ``prefix`` taken as a directory ('c' counts 'c/0', not 'cc/0'),
         summed from the stored references: no value is read."""
-        walk = self._walk(_dir_prefix(prefix), with_values=True)
+        walk = walk_keys(await self._content(), as_dir_prefix(prefix), with_values=True)
         return sum([_size(value) async for _, value in walk if value is not None])
 
     # --- synchronous access (newer zarr detects these; its fused codec pipeline uses them) -------
@@ -300,7 +289,7 @@ class VRepoStore(Store):
     def _writable_content_check(self, key: str) -> None:
         self._check_writable()
         self._session._check_writable()
-        _check_key(key)
+        check_key(key)
         if key.rsplit("/", 1)[-1] in V2_METADATA_NAMES:
             raise UnsupportedZarrFormatError(
                 f"refusing Zarr format 2 key {key!r}: vrepo stores Zarr format 3 only; "
@@ -314,7 +303,7 @@ class VRepoStore(Store):
             raise TypeError(f"VRepoStore.set() takes a zarr Buffer, got {type(value).__name__}")
         data = memoryview(value.as_buffer_like()).cast("B")  # no copy of chunk bytes
         content = await self._content()
-        kind, where = _locate(content, key)
+        kind, where = locate(content, key)
         if kind == "node":
             meta = parse_node_metadata(bytes(data))
             if meta is not None:
@@ -331,7 +320,7 @@ class VRepoStore(Store):
     async def delete(self, key: str) -> None:
         self._writable_content_check(key)
         content = await self._content()
-        kind, where = _locate(content, key)
+        kind, where = locate(content, key)
         if kind == "node":
             content.delete_node(where)
         elif kind == "chunk" and await content.chunk_ref(*where) is not None:
@@ -342,56 +331,18 @@ class VRepoStore(Store):
         self._check_writable()
         self._session._check_writable()
         content = await self._content()
-        dir_prefix = _dir_prefix(prefix.rstrip("/"))
+        dir_prefix = as_dir_prefix(prefix.rstrip("/"))
         for path in content.node_paths():
-            if (path == "/" and not dir_prefix) or _node_prefix(path).startswith(dir_prefix):
+            if (path == "/" and not dir_prefix) or node_key_prefix(path).startswith(dir_prefix):
                 content.delete_node(path)  # whole nodes go at once, chunks included
         async for key in self.list_prefix(dir_prefix):
             await self.delete(key)
 
     # --- listing -------------------------------------------------------------------------------
 
-    async def _walk(
-        self, prefix: str, with_values: bool = False
-    ) -> AsyncIterator[tuple[str, bytes | ChunkRef | None]]:
-        """Each key starting with ``prefix`` and, if asked, its value or reference; lazily.
-
-        Arrays outside the prefix are not enumerated. A key that is both a node's metadata or
-        a chunk and an opaque object is listed once, as `get` reads it.
-        """
-        content = await self._content()
-        objects = [k for k in content.object_keys() if k.startswith(prefix)]
-        listed: set[str] = set()
-        for path in content.node_paths():
-            view = content.node(path)
-            if view is None:  # deleted while this walk was paused
-                continue
-            node_prefix = _node_prefix(path)
-            meta_key = node_prefix + _META
-            if meta_key.startswith(prefix):
-                if objects:
-                    listed.add(meta_key)
-                yield meta_key, view.meta.zarr_json
-            if view.kind != "array" or not (
-                node_prefix.startswith(prefix) or prefix.startswith(node_prefix)
-            ):
-                continue
-            for row in await content.chunk_coords(path):
-                coords = tuple(map(int, row))
-                key = node_prefix + view.layout.chunk_key(coords)
-                if not key.startswith(prefix):
-                    continue
-                if objects:
-                    listed.add(key)
-                yield key, await content.chunk_ref(path, coords) if with_values else None
-        for key in objects:
-            ref = content.object_ref(key)
-            if key not in listed and ref is not None:
-                yield key, ref
-
     async def _keys(self, prefix: str) -> list[str]:
         """Every key starting with ``prefix``, gathered before the caller changes any."""
-        return [key async for key, _ in self._walk(prefix)]
+        return [key async for key, _ in walk_keys(await self._content(), prefix)]
 
     async def list(self) -> AsyncIterator[str]:
         for key in await self._keys(""):
@@ -403,39 +354,13 @@ class VRepoStore(Store):
 
     async def is_empty(self, prefix: str) -> bool:
         """Whether nothing is stored below ``prefix`` (a directory): stops at the first key."""
-        async with contextlib.aclosing(self._walk(_dir_prefix(prefix))) as keys:
+        async with contextlib.aclosing(
+            walk_keys(await self._content(), as_dir_prefix(prefix))
+        ) as keys:
             async for _ in keys:
                 return False
         return True
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        content = await self._content()
-        dir_prefix = _dir_prefix(prefix.rstrip("/"))
-        names: set[str] = set()
-        for path in content.node_paths():
-            node_prefix = _node_prefix(path)
-            meta_key = node_prefix + _META
-            if meta_key.startswith(dir_prefix):
-                names.add(meta_key[len(dir_prefix) :].split("/", 1)[0])
-            view = content.node(path)
-            if view.kind != "array" or not dir_prefix.startswith(node_prefix):
-                continue  # arrays below this directory are already named by their zarr.json
-            layout = view.layout
-            coords = await content.chunk_coords(path)
-            if (
-                node_prefix == dir_prefix
-                and layout.encoding == "default"
-                and layout.separator == "/"
-            ):
-                if len(coords):
-                    names.add("c")
-                continue
-            for row in coords:
-                key = node_prefix + layout.chunk_key(tuple(map(int, row)))
-                if key.startswith(dir_prefix):
-                    names.add(key[len(dir_prefix) :].split("/", 1)[0])
-        for key in content.object_keys():
-            if key.startswith(dir_prefix):
-                names.add(key[len(dir_prefix) :].split("/", 1)[0])
-        for name in sorted(names):
+        for name in await dir_names(await self._content(), prefix):
             yield name
