@@ -70,10 +70,13 @@ def test_only_refs_travel_back(tmp_path):
     session = repo.writable_session()
     config = array_config(_target(session, (256, 256), (128, 128)))
     fork = session.fork()
+    unwritten = len(pickle.dumps(fork))  # the fork itself: paths, config, base snapshot id
     starts = ((0,), (0,))  # one block, at the origin
     block = np.ones((256, 256))
     written = vrepo.dask._store._write_mapped(block, fork, "t", config, starts, block_id=(0, 0))
-    assert len(pickle.dumps(written)) < 1000  # a 512 KiB block comes back as a few refs
+    # a 512 KiB block comes back as its 4 chunk refs (inline here: ~30 bytes each), in the
+    # object array dask hands back
+    assert len(pickle.dumps(written)) - unwritten < 600
 
 
 def test_targets_must_be_one_writable_session(tmp_path):

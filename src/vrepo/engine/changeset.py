@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from vrepo.engine._rows import common_rows
+from vrepo.engine.chunk_changes import ChunkChanges, Coords
 from vrepo.engine.node import NodeMetadata
 from vrepo.errors import ChunkConflictError
 from vrepo.format import ChunkRef
 
-Coords = tuple[int, ...]
 OnConflict = Literal["error", "ours", "theirs"]
 
 
@@ -27,8 +28,9 @@ class ChangeSet:
     """Node metadata written in this change set, by node path."""
     dropped: set[str] = field(default_factory=set)
     """Paths whose base node and chunks no longer apply (deleted or replaced)."""
-    chunks: dict[str, dict[Coords, ChunkRef | None]] = field(default_factory=dict)
-    """Per array path: chunk coordinates -> new ref, or None for a deleted chunk."""
+    chunks: dict[str, ChunkChanges] = field(default_factory=dict)
+    """Per array path: chunk coordinates -> new ref, or None for a deleted chunk (columns
+    once there are many: `ChunkChanges`)."""
     loose: dict[str, ChunkRef | None] = field(default_factory=dict)
     """Opaque objects by store key -> ref, or None when deleted."""
 
@@ -40,7 +42,7 @@ class ChangeSet:
         return ChangeSet(
             dict(self.nodes),
             set(self.dropped),
-            {path: dict(refs) for path, refs in self.chunks.items()},
+            {path: refs.copy() for path, refs in self.chunks.items()},
             dict(self.loose),
         )
 
@@ -65,14 +67,23 @@ class ChangeSet:
             self.dropped.add(path)
 
     def set_chunk(self, path: str, coords: Coords, ref: ChunkRef | None) -> None:
-        self.chunks.setdefault(path, {})[coords] = ref
+        refs = self.chunks.get(path)
+        if refs is None:
+            refs = self.chunks[path] = ChunkChanges(len(coords))
+        refs[coords] = ref
+
+    def set_chunks(self, path: str, refs: ChunkChanges) -> None:
+        """Set every entry of ``refs`` (folded in as columns)."""
+        ours = self.chunks.get(path)
+        if ours is None:
+            self.chunks[path] = refs.copy()
+        else:
+            ours.update_from(refs)
 
     def external_chunk_ids(self) -> Iterator[str]:
         """Ids of every stored (non-inline) chunk this change set references."""
         for refs in self.chunks.values():
-            for ref in refs.values():
-                if ref is not None and ref.chunk_id is not None:
-                    yield ref.chunk_id
+            yield from refs.chunk_ids()
         for ref in self.loose.values():
             if ref is not None and ref.chunk_id is not None:
                 yield ref.chunk_id
@@ -93,11 +104,11 @@ class ChangeSet:
             self.chunks.pop(path, None)
         self.nodes.update(other.nodes)
         for path, theirs in other.chunks.items():
-            ours = self.chunks.setdefault(path, {})
-            if on_conflict == "ours":
-                ours.update({c: r for c, r in theirs.items() if c not in ours})
+            ours = self.chunks.get(path)
+            if ours is None or on_conflict != "ours":
+                self.set_chunks(path, theirs)
             else:
-                ours.update(theirs)
+                ours.update_from(theirs, keep_ours=True)
         for key, ref in other.loose.items():
             if on_conflict != "ours" or key not in self.loose:
                 self.loose[key] = ref
@@ -113,7 +124,7 @@ def raise_on_overlap(ours: ChangeSet, theirs: ChangeSet) -> None:
         (path, coords)
         for path, their_refs in theirs.chunks.items()
         if (our_refs := ours.chunks.get(path))
-        for coords in their_refs.keys() & our_refs.keys()
+        for coords in common_coords(their_refs, our_refs)
         if their_refs[coords] != our_refs[coords]
     ]
     objects = [
@@ -123,6 +134,11 @@ def raise_on_overlap(ours: ChangeSet, theirs: ChangeSet) -> None:
     ]
     if clashes or objects:
         raise chunk_conflict_error(clashes, objects)
+
+
+def common_coords(a: ChunkChanges, b: ChunkChanges) -> list[Coords]:
+    """The chunk coordinates both change the ref of (found as columns: either may be huge)."""
+    return list(map(tuple, common_rows(a.coords_array(), b.coords_array()).tolist()))
 
 
 def chunk_conflict_error(

@@ -7,8 +7,6 @@ and `flush`es everything into a new (not yet published) snapshot. It knows nothi
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +99,6 @@ class ChangeSummary:
         return "\n".join(lines)
 
 
-def _coords_array(coords: Iterable[Coords], ndim: int) -> np.ndarray:
-    rows = list(coords)
-    flat = itertools.chain.from_iterable(rows)
-    return np.fromiter(flat, dtype=np.uint64, count=len(rows) * ndim).reshape(len(rows), ndim)
-
-
 class Content:
     """A base snapshot overlaid with a change set; reads, writes and flushes."""
 
@@ -180,9 +172,8 @@ class Content:
         written = self.changes.chunks.get(path)
         if not written:
             return base
-        changed = _coords_array(written.keys(), ndim)
-        live = _coords_array((c for c, r in written.items() if r is not None), ndim)
-        return np.concatenate([base[~rows_in(base, changed)], live])
+        live = written.columns()[0].coords()
+        return np.concatenate([base[~rows_in(base, written.coords_array())], live])
 
     # --- opaque objects (store keys that are not zarr structure) ----------------------------
 
@@ -216,9 +207,10 @@ class Content:
                 (new_groups if meta.kind == "group" else new_arrays).append(path)
         written, deleted = {}, {}
         for path, refs in self.changes.chunks.items():
-            n_deleted = sum(ref is None for ref in refs.values())
-            if len(refs) - n_deleted:
-                written[path] = len(refs) - n_deleted
+            n_written = refs.written_count()
+            n_deleted = len(refs) - n_written
+            if n_written:
+                written[path] = n_written
             if n_deleted:
                 deleted[path] = n_deleted
         return ChangeSummary(
@@ -243,8 +235,7 @@ class Content:
                 self.objects,
                 manifests,
                 view.layout.grid,
-                _coords_array(written.keys(), view.layout.ndim),
-                list(written.values()),
+                *written.columns(),
                 self.objects.config.manifest_split_refs,
             )
         node = NodeSnapshot(view.path, view.kind, view.meta.zarr_json, manifests)
@@ -254,7 +245,7 @@ class Content:
         """What committing this change set would record (also used to detect conflicts)."""
         summary = self.summary()
         chunk_changes = tuple(
-            ArrayChunkChanges.from_coords(path, _coords_array(refs.keys(), len(next(iter(refs)))))
+            ArrayChunkChanges.from_coords(path, refs.coords_array())
             for path, refs in sorted(self.changes.chunks.items())
             if refs
         )

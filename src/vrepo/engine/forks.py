@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vrepo.engine.changeset import ChangeSet, Coords, OnConflict, chunk_conflict_error
+from vrepo.engine.changeset import (
+    ChangeSet,
+    Coords,
+    OnConflict,
+    chunk_conflict_error,
+    common_coords,
+)
+from vrepo.engine.chunk_changes import ChunkChanges
 from vrepo.engine.content import Content
 from vrepo.errors import VRepoError
 from vrepo.format import ChunkRef
@@ -23,12 +30,12 @@ Clash = tuple[str, Coords] | str  # (array path, chunk coords), or an opaque obj
 class ForkRecord:
     """What a session remembers of a fork() call: its own chunk refs at that moment."""
 
-    chunks: dict[str, dict[Coords, ChunkRef | None]]
+    chunks: dict[str, ChunkChanges]
     objects: dict[str, ChunkRef | None]
 
     @classmethod
     def of(cls, changes: ChangeSet) -> ForkRecord:
-        return cls({p: dict(refs) for p, refs in changes.chunks.items()}, dict(changes.loose))
+        return cls({p: refs.copy() for p, refs in changes.chunks.items()}, dict(changes.loose))
 
     def overlaps(self, now: ChangeSet, incoming: ChangeSet) -> set[Clash]:
         """Chunks/objects ``incoming`` writes that the session changed after this fork.
@@ -42,10 +49,11 @@ class ForkRecord:
             current = now.chunks.get(path)
             if current:
                 then = self.chunks.get(path, {})
+                # refs are equal only when they are the same write: chunk ids are fresh
                 clashes.update(
                     (path, c)
-                    for c in refs.keys() & current.keys()
-                    if (c not in then or current[c] is not then[c]) and current[c] != refs[c]
+                    for c in common_coords(refs, current)
+                    if (c not in then or current[c] != then[c]) and current[c] != refs[c]
                 )
         clashes.update(
             key
@@ -98,6 +106,9 @@ def _apply(content: Content, changes: ChangeSet, keep: set[Clash]) -> None:
             raise VRepoError(
                 f"a fork wrote chunks to {path}, which is no longer an array in this session"
             )
+        if not any(isinstance(k, tuple) and k[0] == path for k in keep):
+            current.set_chunks(path, refs)  # as columns: a fork may bring millions
+            continue
         for coords, ref in refs.items():
             if (path, coords) not in keep:
                 current.set_chunk(path, coords, ref)

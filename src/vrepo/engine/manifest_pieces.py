@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vrepo.engine.objects import ObjectIO
-from vrepo.format import ChunkRef, Manifest, ManifestRef
+from vrepo.format import Manifest, ManifestRef
 from vrepo.format.manifest_split import choose_split, pieces_of, split_columns
 
 
@@ -48,22 +48,27 @@ async def write_pieces(
     objects: ObjectIO,
     manifests: tuple[ManifestRef, ...],
     grid: Sequence[int],
-    coords: np.ndarray,
-    refs: list[ChunkRef | None],
+    written: Manifest,
+    deleted: np.ndarray,
     max_refs: int,
 ) -> tuple[tuple[ManifestRef, ...], list[tuple[ManifestRef, Manifest]]]:
-    """The array's manifests after setting ``coords`` to ``refs`` (None: delete), and the
-    new pieces to store; pieces nobody wrote in are kept as they are."""
-    ndim = coords.shape[1]
+    """The array's manifests after setting the refs of ``written`` and deleting the (k, ndim)
+    coordinates ``deleted``, and the new pieces to store; pieces nobody wrote in are kept as
+    they are. Everything is done as columns: no Python object per ref."""
+    ndim = written.ndim
     index = piece_index(manifests)
     if index.whole or not index.split:
         return await _cut_into_pieces(
-            objects, manifests, choose_split(grid, max_refs), coords, refs
+            objects, manifests, choose_split(grid, max_refs), written, deleted
         )
-    pieces, inverse = pieces_of(coords, index.split)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(pieces) + 1))
-    touched = [tuple(int(x) for x in p) for p in pieces]
+    split = index.split
+    writes = {piece: Manifest(*cols) for piece, cols in split_columns(written.columns, split)}
+    deletes: dict[tuple[int, ...], np.ndarray] = {}
+    if len(deleted):
+        pieces, inverse = pieces_of(deleted, split)
+        for i, piece in enumerate(pieces):
+            deletes[tuple(int(x) for x in piece)] = deleted[inverse == i]
+    touched = sorted(writes.keys() | deletes.keys())
     bases = await asyncio.gather(
         *(
             objects.get_manifest(index.by_piece[p].id) if p in index.by_piece else _empty(ndim)
@@ -71,11 +76,13 @@ async def write_pieces(
         )
     )
     new = []
-    for i, (piece, base) in enumerate(zip(touched, bases, strict=True)):
-        rows = order[bounds[i] : bounds[i + 1]]
-        updated = base.with_changes(coords[rows], [refs[r] for r in rows])
+    nothing = np.zeros((0, ndim), np.uint64)
+    for piece, base in zip(touched, bases, strict=True):
+        updated = base.with_column_changes(
+            writes.get(piece, Manifest.empty(ndim)), deletes.get(piece, nothing)
+        )
         if len(updated):
-            new.append((_piece_ref(objects, updated, piece, index.split), updated))
+            new.append((_piece_ref(objects, updated, piece, split), updated))
     rewritten = set(touched)
     kept = [m for p, m in index.by_piece.items() if p not in rewritten]
     return _in_order(kept + [ref for ref, _ in new]), new
@@ -85,14 +92,14 @@ async def _cut_into_pieces(
     objects: ObjectIO,
     manifests: tuple[ManifestRef, ...],
     split: tuple[int, ...],
-    coords: np.ndarray,
-    refs: list[ChunkRef | None],
+    written: Manifest,
+    deleted: np.ndarray,
 ) -> tuple[tuple[ManifestRef, ...], list[tuple[ManifestRef, Manifest]]]:
     """A first write to an array with no pieces yet: its whole manifest, changed, in pieces."""
-    ndim = coords.shape[1]
+    ndim = written.ndim
     loaded = await asyncio.gather(*(objects.get_manifest(m.id) for m in manifests))
     base = loaded[0] if len(loaded) == 1 else _merged(ndim, loaded)
-    updated = base.with_changes(coords, refs)
+    updated = base.with_column_changes(written, deleted)
     if not split:  # a 0-d array: one chunk, one manifest
         new = [(objects.manifest_ref(updated), updated)] if len(updated) else []
         return tuple(ref for ref, _ in new), new
@@ -118,7 +125,7 @@ def _merged(ndim: int, manifests: Sequence[Manifest]) -> Manifest:
     """Several whole manifests as one (never written by vrepo, but allowed by the format)."""
     merged = Manifest.empty(ndim)
     for manifest in manifests:
-        merged = merged.with_changes(manifest.coords(), manifest.refs())
+        merged = merged.with_column_changes(manifest, np.zeros((0, ndim), np.uint64))
     return merged
 
 

@@ -24,7 +24,7 @@ from vrepo.format.ids import ID_BYTES, array_to_ids, bytes_to_id
 from vrepo.format.manifest_build import columns_from_refs
 from vrepo.format.manifest_codec import decode_manifest, encode_manifest
 from vrepo.format.manifest_columns import NO_CHECKSUM, ManifestColumns
-from vrepo.format.manifest_update import apply_changes
+from vrepo.format.manifest_update import apply_changes, apply_column_changes
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -79,6 +79,14 @@ class Manifest:
         """
         changed = apply_changes(self._cols, coords, refs)
         return self if changed is None else Manifest(*changed)
+
+    def with_column_changes(self, written: Manifest, deleted: np.ndarray) -> Manifest:
+        """A new manifest with the refs of ``written`` set and the (k, ndim) coordinates
+        ``deleted`` removed: `with_changes` for changes held as columns (no object per ref).
+        ``written`` and ``deleted`` must not share a coordinate."""
+        if not len(written) and not len(deleted):
+            return self
+        return Manifest(*apply_column_changes(self._cols, written.columns, deleted))
 
     # reading ----------------------------------------------------------------------------
 

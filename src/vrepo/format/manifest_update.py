@@ -42,6 +42,48 @@ def apply_changes(
         return None
     is_set = np.fromiter([r is not None for r in refs], dtype=bool, count=m)
     set_coords = c[is_set]
+    set_idx = np.flatnonzero(is_set)
+    if len(set_coords):  # the new rows in row-major order, as every extent orders them
+        order = np.argsort(ravel(set_coords, extent_of(set_coords)), kind="stable")
+        set_coords, set_idx = set_coords[order], set_idx[order]
+    new = RefColumns([refs[i] for i in set_idx.tolist()])  # type: ignore[misc]
+    return _merge(old, c, set_coords, new)
+
+
+def apply_column_changes(
+    old: ManifestColumns, written: ManifestColumns, deleted: np.ndarray
+) -> ManifestColumns:
+    """`old` with the rows of ``written`` set and the (k, ndim) coordinates ``deleted``
+    removed: the columnar form of `apply_changes`, with no Python object per ref.
+
+    ``written`` and ``deleted`` must not share a coordinate.
+    """
+    if written.ndim != old.ndim:
+        raise ValueError(f"expected {old.ndim}-d changes, got {written.ndim}-d ones")
+    set_coords = written.coords()
+    deleted = as_coords(deleted, old.ndim)
+    changed = np.concatenate([set_coords, deleted]) if len(deleted) else set_coords
+    return _merge(old, changed, set_coords, _ColumnRows(written))
+
+
+class _ColumnRows:
+    """Manifest columns seen as the new rows of a merge (the attributes of `RefColumns`)."""
+
+    __slots__ = ("blob", "checksums", "ids", "inline", "lengths", "offsets")
+
+    def __init__(self, cols: ManifestColumns) -> None:
+        self.blob, self.checksums, self.ids = cols.inline_blob, cols.checksums, cols.ids
+        self.inline, self.lengths, self.offsets = cols.inline_mask(), cols.lengths, cols.offsets
+
+
+def _merge(
+    old: ManifestColumns,
+    c: np.ndarray,
+    set_coords: np.ndarray,
+    new: RefColumns | _ColumnRows,
+) -> ManifestColumns:
+    """`old` without the rows at coordinates ``c`` (every changed one), plus the rows of
+    ``new`` at ``set_coords`` (row-major order)."""
     extent = tuple(max(a, b) for a, b in zip(old.extent, extent_of(set_coords), strict=True))
     check_extent(extent)
     keys = old.keys
@@ -58,13 +100,7 @@ def apply_changes(
         pos = np.minimum(np.searchsorted(keys, changed), n - 1)
         keep[pos[keys[pos] == changed]] = False
     removed = not keep.all()
-
-    # the new rows, sorted by key
-    set_idx = np.flatnonzero(is_set)
     new_keys = ravel(set_coords, extent)
-    order = np.argsort(new_keys, kind="stable")
-    new_keys = new_keys[order]
-    new = RefColumns([refs[i] for i in set_idx[order].tolist()])  # type: ignore[misc]
 
     # merge: kept rows keep their order, new rows go in at their sorted positions
     old_inline = old.inline_mask()
