@@ -289,7 +289,9 @@ def test_branch_and_tag_lists(air):
         "written_at": branches[1]["written_at"],
         "message": "warm the first 20 years\n\ndetails",
     }
-    assert run_json("branch", "list", f"{path}@v1") == branches  # any reference works
+    assert "branch list takes a repository, not a revision: drop '@v1'" in error_of(
+        "branch", "list", f"{path}@v1"
+    )  # a revision would mean nothing here: refused, not ignored
     tags = run_json("tag", path)
     assert [(t["name"], t["snapshot_id"]) for t in tags] == [("v1", ids["v1"]), ("v2", ids["v2"])]
     plain = run("tag", path).stdout.splitlines()

@@ -5,6 +5,9 @@ S3 and S3-compatible stores, with no server; any number of uncoordinated writers
 to one branch. Start with `Repository.open_or_create(path)`.
 """
 
+from vrepo import _startup  # noqa: F401  (first of all: a quiet Ctrl-C as the command starts)
+
+# isort: split
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +48,12 @@ from vrepo.storage import (
     local_storage,
     memory_storage,
     s3_storage,
+    swift_storage,
 )
 from vrepo.xarray._hook import install as _install_xarray_accessor
 
 if TYPE_CHECKING:
-    from vrepo.storage import MemoryStorage, S3Credentials, S3Storage
+    from vrepo.storage import MemoryStorage, S3Credentials, S3Storage, SwiftStorage, SwiftToken
     from vrepo.zarr.store import VRepoStore
 
 _install_xarray_accessor()  # ds.vrepo, without importing xarray before the user does
@@ -73,6 +77,8 @@ _LAZY_NAMES = {
     "MemoryStorage": "vrepo.storage",
     "S3Credentials": "vrepo.storage",
     "S3Storage": "vrepo.storage",
+    "SwiftStorage": "vrepo.storage",
+    "SwiftToken": "vrepo.storage",
     "VRepoStore": "vrepo.zarr.store",
 }
 _LAZY_MODULES = {"xarray": "vrepo.xarray", "dask": "vrepo.dask"}
@@ -129,6 +135,8 @@ __all__ = [
     "SnapshotNotFoundError",
     "Storage",
     "StorageError",
+    "SwiftStorage",
+    "SwiftToken",
     "UnsupportedZarrFormatError",
     "Usage",
     "VRepoError",
@@ -139,4 +147,5 @@ __all__ = [
     "open_reference",
     "s3_storage",
     "split_reference",
+    "swift_storage",
 ]

@@ -67,10 +67,15 @@ class Key:
             (self.low is not None and converted < self.low)
             or (self.high is not None and converted > self.high)
         ):
-            raise InvalidArgumentError(
-                f"vrepo configuration {self.name!r} must be {self.allowed}, got {value!r}; "
-                f"fix it in {user_config_path()}, in ${self.env_var}, or with "
-                f"vrepo.config.set({{{self.name!r}: ...}})"
+            path = str(user_config_path())
+            raise InvalidArgumentError.advised(
+                f"vrepo configuration {self.name!r} must be {self.allowed}, got {value!r}",
+                f"fix it in {path}, in ${self.env_var}, or with "
+                f"vrepo.config.set({{{self.name!r}: ...}})",
+                "set-config",
+                key=self.name,
+                env_var=self.env_var,
+                path=path,
             )
         return converted
 

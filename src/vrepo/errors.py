@@ -2,13 +2,54 @@
 
 Each message says what was wrong and what to do about it. The tree sits below every layer,
 so storage, format and engine code can all raise from it.
+
+Where the advice names Python API (``reset_branch``, ``Repository.open``,
+``vrepo.config.set``), the error also carries it as a `Hint`, so that another interface
+(the ``vrepo`` command) can give the same advice in its own words: see `VRepoError.advised`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Self
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What an error advises, in words of no interface: `kind` names the advice (one of
+    `HINT_KINDS`), `fact` is the message without it, and `params` what the advice refers to
+    (a branch name, a storage URL, a configuration key)."""
+
+    kind: str
+    fact: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+HINT_KINDS = {
+    "reset-branch": "move the branch (params: name)",
+    "open-repository": "open the repository that is there (params: url)",
+    "create-repository": "create a repository there (params: url)",
+    "set-config": "change the configuration key (params: key, env_var, path)",
+    "s3-credentials": "give S3 credentials or ask for anonymous access",
+    "list-snapshots": "look up snapshot ids in the history",
+}
+
 
 class VRepoError(Exception):
-    """Base class of every error vrepo raises on purpose."""
+    """Base class of every error vrepo raises on purpose.
+
+    `hint` is None, or the advice the message ends with, as a `Hint` (see `advised`).
+    """
+
+    hint: Hint | None = None
+
+    @classmethod
+    def advised(cls, fact: str, advice: str, kind: str, **params: str) -> Self:
+        """An error whose message is ``"{fact}; {advice}"`` (the Python way), its `hint` the
+        same advice by `kind` and `params`, for interfaces that say it their own way."""
+        error = cls(f"{fact}; {advice}")
+        error.hint = Hint(kind, fact, params)
+        return error
 
 
 # --- storage ---------------------------------------------------------------------------
@@ -104,9 +145,11 @@ class ChunkConflictError(ConflictError):
 
 
 __all__ = [
+    "HINT_KINDS",
     "ChunkConflictError",
     "ConflictError",
     "FormatError",
+    "Hint",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidRefNameError",

@@ -1,8 +1,9 @@
-"""The root ``vrepo`` app: global options, error handling and exit codes, and `main`.
+"""The root ``vrepo`` app: global options, error handling and exit codes, and `run`.
 
 Each command group lives in its own module with its own typer app, which this module
 registers: `vrepo.cli._repository` (init), `vrepo.cli._history` (log), `vrepo.cli._snapshot`
-(show, diff, ls), `vrepo.cli._branch`, `vrepo.cli._tag` and `vrepo.cli._config`.
+(show, diff, ls, tree), `vrepo.cli._maintenance` (expire, gc, du), `vrepo.cli._branch`,
+`vrepo.cli._tag` and `vrepo.cli._config`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from vrepo.cli._advice import cli_message
 from vrepo.cli._branch import commands as branch_commands
 from vrepo.cli._config import commands as config_commands
-from vrepo.cli._convert import plain_conversions
+from vrepo.cli._convert import plain_conversions, untyped_flags
 from vrepo.cli._history import commands as history_commands
 from vrepo.cli._maintenance import commands as maintenance_commands
 from vrepo.cli._options import STORAGE_OPTIONS, storage_options
@@ -37,6 +39,7 @@ class _App(TyperGroup):
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         """Parse the root's options, their values converted the plain way."""
         plain_conversions(self, ctx, subcommands=False)
+        untyped_flags(self, ctx, subcommands=False)
         return super().parse_args(ctx, args)
 
     def resolve_command(
@@ -47,6 +50,7 @@ class _App(TyperGroup):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None:
             plain_conversions(command, ctx)
+            untyped_flags(command, ctx)
         return name, command, rest
 
     def invoke(self, ctx: typer.Context) -> Any:
@@ -54,7 +58,7 @@ class _App(TyperGroup):
         try:
             return super().invoke(ctx)
         except VRepoError as exc:
-            _fail(str(exc))
+            _fail(cli_message(exc))
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):
                 raise
@@ -82,6 +86,14 @@ app.add_typer(tag_commands, name="tag")
 app.add_typer(config_commands, name="config")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"vrepo {version('vrepo')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -103,6 +115,12 @@ def _global(
             help="For s3:// references: endpoint_url, region or anonymous (repeatable).",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """vrepo: snapshots, branches and tags for Zarr data, from the command line."""
     if storage_option:
@@ -140,9 +158,9 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
     return pairs
 
 
-def main() -> None:
-    """Entry point of the ``vrepo`` console script: runs one command, then ends the process
-    (it always raises `SystemExit`).
+def run() -> None:
+    """Run one command (`vrepo.cli.main` calls this), then end the process with
+    `SystemExit`; a Ctrl-C is left to `vrepo.cli.main`.
 
     On the way out, every object is frozen out of the garbage collector (`gc.freeze`): the
     interpreter's final collection then has nothing to scan, which takes a ``vrepo log`` about
@@ -156,12 +174,5 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     finally:
         gc.freeze()
-
-
-if __name__ == "__main__":
-    main()

@@ -12,6 +12,7 @@ through click types instead (before 0.29), it does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,37 +89,50 @@ else:
     _PlainConversion = None  # type: ignore[assignment, misc]
 
 
-def plain_conversions(command: Any, ctx: Any, *, subcommands: bool = True) -> None:
-    """Convert the values of ``command``'s parameters, and (unless told not to) those of its
-    subcommands, here where possible (see the module's docstring); a no-op with typer before
-    0.29.
+def _params(command: Any, ctx: Any, subcommands: bool) -> Iterator[Any]:
+    """The parameters of ``command`` and (if ``subcommands``) of every command below it, each
+    command's ``--help`` option included.
 
     ``ctx`` is the root command's context: each command's ``--help`` option is made with it
     (click makes a command's help option once, from the context's help option names, which
     a subcommand's context inherits unless its command's ``context_settings`` set them).
     """
-    if _PlainConversion is None:
-        return
     commands = [command]
     while commands:
         current = commands.pop()
-        params = list(current.params)
+        yield from current.params
         if "help_option_names" not in (current.context_settings or {}):
             help_option = current.get_help_option(ctx)
             if help_option is not None:
-                params.append(help_option)
-        for param in params:
-            descriptor = getattr(param, "type_descriptor", None)
-            if (
-                descriptor is not None
-                and getattr(param, "_runtime_param", False) is None  # not built yet
-                and _takes(descriptor)
-            ):
-                param._runtime_param = _PlainConversion(
-                    descriptor.parameter_info, descriptor.annotation, descriptor
-                )
+                yield help_option
         if subcommands:
             commands.extend(getattr(current, "commands", {}).values())
 
 
-__all__ = ["plain_conversions"]
+def plain_conversions(command: Any, ctx: Any, *, subcommands: bool = True) -> None:
+    """Convert the values of ``command``'s parameters, and (unless told not to) those of its
+    subcommands, here where possible (see the module's docstring); a no-op with typer before
+    0.29. ``ctx`` is the root command's context (see `_params`)."""
+    if _PlainConversion is None:
+        return
+    for param in _params(command, ctx, subcommands):
+        descriptor = getattr(param, "type_descriptor", None)
+        if (
+            descriptor is not None
+            and getattr(param, "_runtime_param", False) is None  # not built yet
+            and _takes(descriptor)
+        ):
+            param._runtime_param = _PlainConversion(
+                descriptor.parameter_info, descriptor.annotation, descriptor
+            )
+
+
+def untyped_flags(command: Any, ctx: Any, *, subcommands: bool = True) -> None:
+    """Show no type for flags (``--json``, ``--help``) in help: typer 0.29 prints them as
+    ``--json <bool>``, as if they took a value. ``ctx`` as for `plain_conversions`."""
+    for param in _params(command, ctx, subcommands):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+__all__ = ["plain_conversions", "untyped_flags"]

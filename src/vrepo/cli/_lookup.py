@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from vrepo._sync import run_sync
+from vrepo.cli._advice import repository_text
 from vrepo.cli._options import storage_options
+from vrepo.cli._places import no_repository_advice
 from vrepo.engine.opening import split_reference
 from vrepo.engine.reference import DEFAULT_BRANCH, parse_reference
 from vrepo.engine.refs import current_heads
@@ -20,11 +22,12 @@ from vrepo.errors import InvalidArgumentError, RepositoryNotFoundError
 
 def open_reference(text: str) -> tuple[Repository, str | None]:
     """The repository a reference names and its revision (None when it has none)."""
+    parsed = parse_reference(text)
+    repository_text.set(parsed.location)
     try:
         return split_reference(text, storage_options.get())
     except RepositoryNotFoundError:
-        parsed = parse_reference(text)
-        advice = f"create one with 'vrepo init {parsed.location}'"
+        advice = no_repository_advice(parsed.location)
         if parsed.revision is None and "@" in text:
             after = text.rsplit("@", 1)[1]
             advice = (

@@ -12,8 +12,8 @@ import typer
 from typer.core import TyperGroup
 
 import vrepo.cli._render as render
-from vrepo.cli._lookup import Labels, open_reference, open_repo_only, start_point
-from vrepo.cli._options import JsonOpt, RefArg, RepoArg
+from vrepo.cli._lookup import Labels, open_repo_only, start_point
+from vrepo.cli._options import JsonOpt, RepoArg
 from vrepo.engine.refs import RefKind
 from vrepo.engine.repository import Repository
 
@@ -46,8 +46,8 @@ def ref_commands(kind: RefKind, help: str, create: Callable[..., None]) -> typer
     list_help, delete_help = _HELP[kind]
     group = typer.Typer(cls=ListByDefault, help=help, no_args_is_help=True)
 
-    def list_refs(repo_ref: RefArg, as_json: JsonOpt = False) -> None:
-        repo, _ = open_reference(repo_ref)
+    def list_refs(repo_ref: RepoArg, as_json: JsonOpt = False) -> None:
+        repo = open_repo_only(repo_ref, f"{kind} list")
         labels = Labels(repo)
         targets = labels.branch_heads if kind == "branch" else labels.tag_targets
         _print_refs(_ref_rows(repo, targets), as_json)

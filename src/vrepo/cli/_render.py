@@ -61,8 +61,8 @@ def human_bytes(n: int) -> str:
 
 
 def shape(dims: Sequence[int] | None) -> str:
-    """A shape as ``(a, b)``, "" for none."""
-    return "" if dims is None else "(" + ", ".join(map(str, dims)) + ")"
+    """A shape as Python writes a tuple: ``(a, b)``, ``(a,)``, ``()``; "" for none."""
+    return "" if dims is None else str(tuple(dims))
 
 
 def plain_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

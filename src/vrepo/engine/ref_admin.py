@@ -63,8 +63,11 @@ async def create_branch(objects: ObjectIO, name: str, snapshot_id: str) -> None:
     if head.exists:
         if _created_at(head, snapshot_id):
             return
-        raise RefExistsError(
-            f"branch {name!r} already exists; move it with reset_branch or pick another name"
+        raise RefExistsError.advised(
+            f"branch {name!r} already exists",
+            "move it with reset_branch or pick another name",
+            "reset-branch",
+            name=name,
         )
     await _refuse_name_of_the_other_kind(objects, "branch", name)
     await _check_snapshot(objects, snapshot_id)
@@ -109,8 +112,11 @@ async def create_tag(objects: ObjectIO, name: str, snapshot_id: str) -> None:
 async def delete_ref(objects: ObjectIO, kind: RefKind, name: str) -> None:
     """Delete a branch or tag; one already deleted is left so, one never made is an error."""
     if kind == "branch" and name == "main":
-        raise InvalidArgumentError(
-            "the main branch cannot be deleted; reset it with reset_branch instead"
+        raise InvalidArgumentError.advised(
+            "the main branch cannot be deleted",
+            "reset it with reset_branch instead",
+            "reset-branch",
+            name="main",
         )
     head = await read_head(objects.storage, kind, name)
     if head.record is None:  # never existed: RefNotFoundError naming those there are
@@ -125,9 +131,10 @@ async def delete_ref(objects: ObjectIO, kind: RefKind, name: str) -> None:
 
 async def _check_snapshot(objects: ObjectIO, snapshot_id: str) -> None:
     if not await objects.snapshot_exists(snapshot_id):
-        raise SnapshotNotFoundError(
-            f"snapshot {snapshot_id!r} does not exist in this repository; "
-            "find ids with repo.ancestry()"
+        raise SnapshotNotFoundError.advised(
+            f"snapshot {snapshot_id!r} does not exist in this repository",
+            "find ids with repo.ancestry()",
+            "list-snapshots",
         )
 
 

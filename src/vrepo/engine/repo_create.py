@@ -61,8 +61,11 @@ async def create_repository(storage: Storage, config: RepoConfig) -> RepoInfo:
     info = RepoInfo(format_version=FORMAT_VERSION, created_at=now_us(), config=config)
     encoded_info = encode_repo_info(info)  # fails, if at all, before anything is written
     if await storage.exists(REPO_INFO_KEY):
-        raise RepositoryExistsError(
-            f"a repository already exists at {storage.url}; open it with Repository.open"
+        raise RepositoryExistsError.advised(
+            f"a repository already exists at {storage.url}",
+            "open it with Repository.open",
+            "open-repository",
+            url=storage.url,
         )
     first = Snapshot(
         id=new_id(),
@@ -82,9 +85,11 @@ async def create_repository(storage: Storage, config: RepoConfig) -> RepoInfo:
         storage, REPO_INFO_KEY, encoded_info, ours=lambda stored: stored == encoded_info
     )
     if not created:
-        raise RepositoryExistsError(
-            f"another process created a repository at {storage.url} at the same time; "
-            "open it with Repository.open"
+        raise RepositoryExistsError.advised(
+            f"another process created a repository at {storage.url} at the same time",
+            "open it with Repository.open",
+            "open-repository",
+            url=storage.url,
         )
     return info
 
@@ -94,8 +99,11 @@ async def read_repository_info(storage: Storage) -> RepoInfo:
     try:
         data = await storage.get(REPO_INFO_KEY)
     except ObjectNotFoundError:
-        raise RepositoryNotFoundError(
-            f"no vrepo repository at {storage.url}; create one with Repository.create"
+        raise RepositoryNotFoundError.advised(
+            f"no vrepo repository at {storage.url}",
+            "create one with Repository.create",
+            "create-repository",
+            url=storage.url,
         ) from None
     return decode_repo_info(data, what=f"{storage.url}/{REPO_INFO_KEY}")
 

@@ -63,10 +63,11 @@ def storage_error(storage: Described, exc: BaseException, doing: str, key: str) 
             f"bucket {bucket!r}"
         )
     if isinstance(exc, _no_credentials_errors()):
-        return StorageError(
-            f"{where}: no S3 credentials found; pass credentials=S3Credentials(...), set "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use anonymous=True for a "
-            "public bucket"
+        return StorageError.advised(
+            f"{where}: no S3 credentials found",
+            "pass credentials=S3Credentials(...), set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or use anonymous=True for a public bucket",
+            "s3-credentials",
         )
     if isinstance(exc, transport_errors()):
         return StorageError(
