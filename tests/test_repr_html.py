@@ -60,6 +60,7 @@ def test_history_is_an_iterator_that_displays_without_consuming(repo):
     text = history._repr_html_()
     assert ESCAPED in text and "first data" in text and "Repository initialized" in text
     assert "3 snapshot(s)" in text
+    assert "<code></code>" not in text and f"from {repo.lookup_branch('main')}" in text
     _no_raw_markup(text)
     assert next(history).message == EVIL  # nothing was used up by the display
     assert [i.message for i in history] == ["first data", "Repository initialized"]
@@ -73,8 +74,11 @@ def test_history_display_is_limited(tmp_path):
         session.commit(f"c{i}", allow_empty=True)
     history = repo.ancestry()
     text = history._repr_html_()
-    assert "20 snapshot(s)" in text and "older snapshots follow" in text
+    # the header counts the whole history, not only the rows shown
+    assert "26 snapshot(s), newest first" in text and "the newest 20 shown" in text
+    assert text.count("<tr>") == 1 + 20  # the header row and 20 snapshots
     assert len(list(history)) == 26
+    assert "5 snapshot(s)" in repo.ancestry(snapshot_id=repo.resolve("main~21"))._repr_html_()
 
 
 def test_ancestry_checks_its_ref_at_once(repo):
@@ -91,6 +95,7 @@ def test_writable_session_shows_changes(repo):
     assert "<code>dev</code>" in text
     assert repo.lookup_branch("dev") in text and "first data" in text  # base snapshot
     assert "new array" in text and "chunks written" in text
+    assert "<code></code>" not in text
     assert f"<code>/{ESCAPED}</code>" in text and "<td>3</td>" in text
     _no_raw_markup(text)
 
@@ -102,6 +107,7 @@ def test_clean_and_read_only_sessions(repo):
     tagged = repo.readonly_session(tag="v1")._repr_html_()
     assert "read-only" in tagged and "<td>tag</td>" in tagged and "<code>v1</code>" in tagged
     assert "uncommitted" not in tagged
+    assert "<code></code>" not in tagged
     old = repo.readonly_session(snapshot_id=repo.lookup_tag("v1"))._repr_html_()
     assert repo.lookup_tag("v1") in old
 

@@ -47,6 +47,7 @@ class _Session(Protocol):
 
 
 LIST_LIMIT = 20  # branches, tags or changed paths shown before "... and N more"
+COUNT_LIMIT = 100_000  # snapshots a history display counts, at most (engine.history)
 RECENT_COMMITS = 5
 _TEXT_LIMIT = 120
 _STYLE = (
@@ -100,10 +101,9 @@ def _guarded(title: str, build: Callable[[], str]) -> str:
 
 
 def _card(kind: str, subtitle: str, sections: Iterable[str]) -> str:
-    return (
-        f'{_STYLE}<div class="vrepo-repr"><div><strong>{_e(kind)}</strong> '
-        f"<code>{_e(subtitle)}</code></div>{''.join(sections)}</div>"
-    )
+    """A display: its kind, its subtitle in code (none if empty), then its sections."""
+    title = f"<strong>{_e(kind)}</strong>" + (f" <code>{_e(subtitle)}</code>" if subtitle else "")
+    return f'{_STYLE}<div class="vrepo-repr"><div>{title}</div>{"".join(sections)}</div>'
 
 
 def _snapshot_row(info: SnapshotInfo) -> list[str]:
@@ -159,16 +159,30 @@ def _recent(repo: _Repository) -> str:
 # --- history --------------------------------------------------------------------------------
 
 
-def history_html(peek: Callable[[], tuple[list[SnapshotInfo], bool]]) -> str:
-    """The next entries of a history (``peek`` returns them and whether more follow)."""
+def history_html(
+    peek: Callable[[], tuple[list[SnapshotInfo], bool]],
+    start: str = "",
+    total: Callable[[], int | None] = lambda: None,
+) -> str:
+    """The next entries of a history (``peek`` returns them and whether more follow), under
+    a header counting all of them (``total``: how many the history has from ``start``;
+    `COUNT_LIMIT` at most, None if unknown)."""
 
     def build() -> str:
         infos, more = peek()
         table = _table(_SNAPSHOT_HEADERS, map(_snapshot_row, infos))
-        tail = "<div><em>… older snapshots follow</em></div>" if more else ""
-        return _section(f"{len(infos)} snapshot(s), newest first", table + tail)
+        count = total() if more else len(infos)
+        if count is None or count > COUNT_LIMIT:
+            shown = f"more than {len(infos) if count is None else COUNT_LIMIT:,} snapshots"
+        else:
+            shown = f"{count:,} snapshot(s)"
+        if more:
+            tail = f"<div><em>… the newest {len(infos)} shown; older snapshots follow</em></div>"
+        else:
+            tail = ""
+        return _section(f"{shown}, newest first", table + tail)
 
-    return _card("vrepo.History", "", (_guarded("history", build),))
+    return _card("vrepo.History", f"from {start}" if start else "", (_guarded("history", build),))
 
 
 # --- session --------------------------------------------------------------------------------

@@ -7,15 +7,34 @@ entries as a table in notebooks without using them up.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from vrepo.engine._html import history_html
+from vrepo._sync import run_sync
+from vrepo.engine._html import COUNT_LIMIT, history_html
+from vrepo.engine.history_cuts import current_cuts
+from vrepo.engine.history_index import walk_index
 
 if TYPE_CHECKING:
+    from vrepo.engine.objects import ObjectIO
     from vrepo.engine.snapshot_info import SnapshotInfo
 
 DISPLAY_LIMIT = 20
+
+
+def count_snapshots(objects: ObjectIO, start: str, limit: int = COUNT_LIMIT) -> int:
+    """How many snapshots the history from ``start`` has (expiry's cuts applied), counting
+    at most ``limit`` + 1: from the history index, reading no snapshot's metadata."""
+
+    async def count() -> int:
+        n = 0
+        async for _ in walk_index(objects, start, await current_cuts(objects)):
+            n += 1
+            if n > limit:
+                break
+        return n
+
+    return run_sync(count())
 
 
 class History(Iterator["SnapshotInfo"]):
@@ -24,9 +43,15 @@ class History(Iterator["SnapshotInfo"]):
     In a notebook it displays its next `DISPLAY_LIMIT` entries (without consuming them).
     """
 
-    def __init__(self, entries: Iterator[SnapshotInfo], start: str) -> None:
+    def __init__(
+        self,
+        entries: Iterator[SnapshotInfo],
+        start: str,
+        count: Callable[[], int] | None = None,
+    ) -> None:
         self._entries = entries
         self._start = start
+        self._count = count  # how many the whole history has, for the display
         self._peeked: deque[SnapshotInfo] = deque()
 
     def __iter__(self) -> History:
@@ -50,4 +75,8 @@ class History(Iterator["SnapshotInfo"]):
         return f"<vrepo.History from snapshot {self._start}>"
 
     def _repr_html_(self) -> str:
-        return history_html(lambda: self._peek(DISPLAY_LIMIT))
+        return history_html(lambda: self._peek(DISPLAY_LIMIT), self._start, self._total)
+
+    def _total(self) -> int | None:
+        """How many snapshots the history has from where it was started (None: unknown)."""
+        return None if self._count is None else self._count()

@@ -12,7 +12,7 @@ from vrepo._sync import run_sync
 from vrepo.engine import ref_admin
 from vrepo.engine._html import repository_html
 from vrepo.engine.diff import SnapshotDiff, diff_snapshots
-from vrepo.engine.history import History
+from vrepo.engine.history import History, count_snapshots
 from vrepo.engine.history_index import iter_entries, newest_at_or_before
 from vrepo.engine.listing import NodeInfo, list_nodes
 from vrepo.engine.objects import ObjectIO
@@ -169,7 +169,8 @@ class Repository(RepositoryMaintenance):
         notebooks.
         """
         start, _ = self._resolve(branch, tag, snapshot_id)
-        return History(map(SnapshotInfo.from_entry, iter_entries(self._objects, start)), start)
+        entries = map(SnapshotInfo.from_entry, iter_entries(self._objects, start))
+        return History(entries, start, lambda: count_snapshots(self._objects, start))
 
     def resolve(self, ref: str) -> str:
         """The snapshot id a revision names: ``"main"``, ``"v1~2"``, ``"tag:v1"``, an id...
