@@ -6,6 +6,11 @@ temperature (iris-sample-data's A1B scenario) into a local repository with
 tries an experimental change on a branch, travels back in time, and prints a diff and the log.
 
 Run:  python examples/quickstart.py [REPO_PATH]
+
+The repository stays at REPO_PATH (default: data/air.vrepo, where the README's ``vrepo``
+lines look) for you to explore. Run again, the quickstart starts over: it replaces the
+repository an earlier run left there, and nothing else (any other directory that is not
+empty is refused, untouched).
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +30,26 @@ from distributed import Client, LocalCluster
 import vrepo
 
 SAMPLE = Path(iris_sample_data.__file__).parent / "sample_data" / "A1B_north_america.nc"
+DEFAULT_PATH = Path("data") / "air.vrepo"
+MADE_BY = {"made by": "examples/quickstart.py"}  # the first commit's metadata: ours to replace
+
+
+def make_room(repo_path: Path) -> None:
+    """Start over at ``repo_path``: remove the repository an earlier run left there; refuse
+    (exit status 1) anything else but a new or empty directory."""
+    if not repo_path.exists() or (repo_path.is_dir() and not any(repo_path.iterdir())):
+        return
+    ours = False
+    if vrepo.Repository.exists(repo_path):
+        repo = vrepo.Repository.open(repo_path)
+        ours = any(info.metadata == MADE_BY for info in repo.ancestry())
+    if not ours:
+        sys.exit(
+            f"quickstart: {repo_path} exists and is not a repository an earlier quickstart "
+            "made; remove it, or give another path (python examples/quickstart.py PATH)"
+        )
+    print(f"-> {repo_path} holds the repository of an earlier run: starting over")
+    shutil.rmtree(repo_path)
 
 
 @contextlib.contextmanager
@@ -48,6 +72,7 @@ def load_dataset() -> xr.Dataset:
 
 
 def main(repo_path: Path) -> None:
+    make_room(repo_path)
     started = time.perf_counter()
     with step("starting a Dask cluster of 2 worker processes"):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
@@ -56,10 +81,10 @@ def main(repo_path: Path) -> None:
         ds = load_dataset()
         first, rest = ds.isel(time=slice(0, 120)), ds.isel(time=slice(120, None))
         repo = vrepo.Repository.create(repo_path)
-        print(f"   created {repo}")
+        print(f"   created the repository {repo_path}")
 
         with step("workers write 1860-1979 (10 chunks), one atomic commit"):
-            v1 = first.vrepo.to_repo(repo, message="air temperature 1860-1979")
+            v1 = first.vrepo.to_repo(repo, message="air temperature 1860-1979", metadata=MADE_BY)
         repo.create_tag("v1", v1)
         print(f"   committed {v1} and tagged it v1")
 
@@ -95,14 +120,8 @@ def main(repo_path: Path) -> None:
         print(f"  {info.id}  {info.written_at:%Y-%m-%d %H:%M:%S}  {info.message}{label}")
     print(f"\nbranches: {repo.list_branches()}  tags: {repo.list_tags()}")
     print(f"done in {time.perf_counter() - started:.1f} s")
+    print(f"\nthe repository stays in {repo_path}; look at it with `vrepo log --graph {repo_path}`")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="vrepo-quickstart-"))
-        try:
-            main(workdir / "air_temperature.vrepo")
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_PATH)

@@ -32,21 +32,54 @@ def test_ci_runs_exactly_the_readme_commands_in_a_fresh_venv():
     assert ci.index("rm -rf .venv") < ci.index(first) < ci.index(second)
 
 
-def test_quickstart_runs_end_to_end(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py"), str(tmp_path / "q.vrepo")],
+def _quickstart(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), *args],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=cwd,
     )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+
+
+def test_quickstart_runs_end_to_end_leaves_its_repository_and_runs_again(tmp_path):
+    """As the README runs it (no argument): the repository stays in data/air.vrepo, where the
+    README's ``vrepo`` lines look; run again, it starts over (the only slow part: two runs)."""
+    first = _quickstart(tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "starting over" not in first.stdout
+    again = _quickstart(tmp_path, "data/air.vrepo")  # the same place, named
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    out = again.stdout
+    assert out.startswith("-> data/air.vrepo holds the repository of an earlier run: starting over")
     assert "main has 240 time steps; tag v1 has 120" in out
     assert "experiment differs from main by 0.50 K" in out
     assert "branches: ['experiment', 'main']  tags: ['v1']" in out
     assert "chunks of /air_temperature: +0 ~1 -0" in out  # the diff main -> experiment
     assert "air temperature 1860-1979 (tag: v1)" in out  # the log
-    assert (tmp_path / "q.vrepo" / "repo.json").exists()
+    assert "the repository stays in data/air.vrepo" in out
+    # the README's next line, by the console script
+    vrepo_command = Path(sys.executable).with_name("vrepo")
+    log = subprocess.run(
+        [str(vrepo_command), "log", "--graph", "data/air.vrepo"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert log.returncode == 0, log.stderr
+    assert len(log.stdout.splitlines()) == 4  # one start over: 4 snapshots, not 8
+    assert "(tag: v1) air temperature 1860-1979" in log.stdout
+
+
+def test_quickstart_refuses_a_directory_it_did_not_make(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = _quickstart(tmp_path, "mine")
+    assert result.returncode == 1
+    assert "mine exists and is not a repository an earlier quickstart made" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 EXAMPLES = {
