@@ -11,7 +11,9 @@ the first write (imports done, repository created):
   baseline, whatever the array already holds (a commit loads and rewrites only the manifest
   pieces it writes in);
 - 1,000,000 and 2,000,000 refs in one commit: what one session holding that many uncommitted
-  refs costs per ref (the change set keeps a Python object per ref until it commits).
+  refs costs per ref (the change set folds its refs into manifest columns as they come);
+- 10,000,000 refs in one session and one commit, as a coordinator merging the forks of a
+  large distributed write holds them.
 
 The refs point into one stored object per commit (4 bytes each, at their offsets), set through
 the session's change set, as `bench_split_manifests.py` does, so that the set-up writes a few
@@ -91,6 +93,7 @@ def main() -> None:
         f"{args.refs:,} refs, commits of {args.batch:,}": (args.refs, args.batch),
         f"{args.batch:,} refs, one commit": (args.batch, args.batch * 10),
         f"{2 * args.batch:,} refs, one commit": (2 * args.batch, args.batch * 10),
+        f"{args.refs:,} refs, one commit": (args.refs, args.refs),
     }
     results = {}
     with temp_dir("big") as root:
@@ -109,10 +112,14 @@ def main() -> None:
     ]
     print_table(["configuration", "refs", "commits", "total", "commit (median)", "peak"], rows)
     base, big = (results[n]["peak_above_kib"] for n in list(configs)[:2])
-    one, two = (results[n]["peak_above_kib"] for n in list(configs)[2:])
+    one, two, whole = (results[n]["peak_above_kib"] for n in list(configs)[2:])
     per_ref = (two - one) * 1024 / args.batch
     print(f"peak with {args.refs:,} refs / with {args.batch:,}: {big / base:.2f}x (bounded: ~1x)")
     print(f"one session's uncommitted refs: ~{per_ref:.0f} bytes per ref")
+    print(
+        f"{args.refs:,} refs in one session and commit: peak {fmt_bytes(whole * 1024)}, "
+        f"{whole * 1024 / args.refs:.0f} bytes per ref"
+    )
     save_results("big_array", {"args": vars(args), "results": results, "bytes_per_ref": per_ref})
 
 

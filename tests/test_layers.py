@@ -16,7 +16,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first. A module may import its own layer and those before it, never a later one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("vrepo.errors", "vrepo.config", "vrepo._sync", "vrepo._startup")),
+    (
+        "foundation",
+        ("vrepo.errors", "vrepo.config", "vrepo._sync", "vrepo._startup", "vrepo._progress"),
+    ),
     ("storage", ("vrepo.storage",)),
     ("format", ("vrepo.format",)),
     ("engine", ("vrepo.engine",)),

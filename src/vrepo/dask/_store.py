@@ -12,12 +12,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import dask
 import dask.array as da
 import numpy as np
 import zarr
 
 from vrepo import config as _settings
+from vrepo._progress import compute
 from vrepo.dask import _merge_tree, _zarr_internals
 from vrepo.dask._chunk_writer import Region, array_config, write_block
 from vrepo.engine.session import ForkSession, Session
@@ -33,6 +33,8 @@ def store(
     targets: zarr.Array | Sequence[zarr.Array],
     regions: Region | Sequence[Region | None] | None = None,
     split_every: int | None = None,
+    *,
+    progress: bool | None = None,
 ) -> None:
     """Write dask arrays into zarr arrays of one writable vrepo session, on any scheduler.
 
@@ -42,6 +44,8 @@ def store(
     share a zarr chunk would overwrite each other's data, so that raises `ChunkConflictError`:
     rechunk the source to multiples of the target's chunks. ``split_every`` (default: the
     ``dask.split-every`` setting, 32) is the fan-in of the tree that merges the change sets.
+    ``progress`` shows a progress bar (dask's own on a distributed client, rich elsewhere);
+    by default when standard error is a terminal or in Jupyter, never in batch logs.
     """
     sources, targets = _as_list(sources), _as_list(targets)
     if len(sources) != len(targets):
@@ -60,7 +64,8 @@ def store(
     root = _merge_tree.merge_tree(written, split_every)
     if root is None:
         return
-    (merged,) = dask.compute(root)
+    blocks = sum(w.npartitions for w in written)
+    merged = compute(root, progress=progress, description=f"writing {blocks} blocks")
     session.merge(merged.item())
 
 

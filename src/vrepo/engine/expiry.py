@@ -17,6 +17,7 @@ import asyncio
 import itertools
 from collections.abc import Mapping
 
+from vrepo._progress import Note, silent
 from vrepo.engine.create_once import create_once
 from vrepo.engine.history_cuts import newest_expiry
 from vrepo.engine.history_index import walk_index
@@ -33,12 +34,18 @@ from vrepo.format import (
 
 
 async def expire_snapshots(
-    objects: ObjectIO, older_than_us: int, *, branch: str | None = None, keep_tags: bool = True
+    objects: ObjectIO,
+    older_than_us: int,
+    *,
+    branch: str | None = None,
+    keep_tags: bool = True,
+    note: Note = silent,
 ) -> list[str]:
     """Cut the snapshots written before ``older_than_us`` out of the histories of every ref
     (or of ``branch`` only); return the ids no ref reaches any more, newest first.
 
     Another expiry that records its cuts first makes this one start again from its result.
+    ``note`` hears which phase the expiry is in.
     """
     while True:
         record = await newest_expiry(objects)
@@ -46,6 +53,7 @@ async def expire_snapshots(
         heads = await current_heads(objects.storage)
         if branch is not None and ("branch", branch) not in heads:
             raise RefNotFoundError(f"branch {branch!r} does not exist; nothing was expired")
+        note(f"walking the histories of {len(heads)} branches and tags")
         before = {ref: await _walk(objects, head, cuts) for ref, head in heads.items()}
         if branch is None:  # every branch; the tags too when they do not keep their place
             targets = [ref for ref in heads if ref[0] == "branch" or not keep_tags]
@@ -72,6 +80,7 @@ async def expire_snapshots(
         after = {ref: await _walk(objects, head, new_cuts) for ref, head in heads.items()}
         reachable = {e.id for entries in after.values() for e in entries}
         expired = {e.id: e for entries in before.values() for e in entries if e.id not in reachable}
+        note(f"recording the cuts that expire {len(expired)} snapshots")
         operation = new_operation()
         seq = 0 if record is None else record.seq + 1
         new_record = ExpiryRecord(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vrepo._progress import Note, silent
 from vrepo.engine.gc_counts import NO_IDS, Counts, covers, fingerprints, stored_chunk_ids
 from vrepo.engine.gc_roots import Roots, bounded, find_roots, retained_from
 from vrepo.engine.history_cuts import cuts_as_of
@@ -90,17 +91,25 @@ class _StateOutOfDate(Exception):
 
 
 async def collect(
-    objects: ObjectIO, grace_us: int, *, dry_run: bool, timed_ids: bool, now_us: int | None = None
+    objects: ObjectIO,
+    grace_us: int,
+    *,
+    dry_run: bool,
+    timed_ids: bool,
+    now_us: int | None = None,
+    note: Note = silent,
 ) -> GcReport:
-    """Collect the garbage of the repository ``objects`` reads (see the module's docstring)."""
+    """Collect the garbage of the repository ``objects`` reads (see the module's docstring);
+    ``note`` hears which phase the collection is in."""
     started = time.perf_counter()
     now = time.time_ns() // 1000 if now_us is None else now_us
     state = await _newest_state(objects) if timed_ids else None
     try:
-        run = _Run(objects, now, grace_us, state, timed_ids)
+        run = _Run(objects, now, grace_us, state, timed_ids, note)
         deleted = await run.collect(dry_run)
     except _StateOutOfDate:
-        run = _Run(objects, now, grace_us, None, timed_ids)
+        note("the last collection's state is out of date: collecting in full")
+        run = _Run(objects, now, grace_us, None, timed_ids, note)
         deleted = await run.collect(dry_run)
     return GcReport(
         **deleted,
@@ -115,9 +124,15 @@ class _Run:
     """One collection: what it found, then what it deletes."""
 
     def __init__(
-        self, objects: ObjectIO, now_us: int, grace_us: int, state: GcState | None, timed: bool
+        self,
+        objects: ObjectIO,
+        now_us: int,
+        grace_us: int,
+        state: GcState | None,
+        timed: bool,
+        note: Note = silent,
     ) -> None:
-        self.objects, self.storage = objects, objects.storage
+        self.objects, self.storage, self.note = objects, objects.storage, note
         self.now_us, self.grace_us, self.state, self.timed = now_us, grace_us, state, timed
         self.cutoff_us = now_us - grace_us
         self.cutoff_s = self.cutoff_us // 1_000_000
@@ -144,14 +159,17 @@ class _Run:
         return made < self.cutoff_s or (not self.timed and made > self.now_us // 10**6 + _FUTURE_S)
 
     async def collect(self, dry_run: bool) -> dict[str, int]:
+        self.note("finding what branches, tags and pending commits reach")
         roots = await find_roots(self.objects, self.cutoff_us)
         stored = await self._retain(roots)
+        self.note(f"counting the references of {len(self.retained)} retained snapshots")
         counts = await self._count(stored)
         live = counts.live_manifests()
         self.pinned = roots.pinned_chunks
         others = counts.live_others()
         loose = {k.removeprefix("chunks/") for k in others if k.startswith("chunks/")}
         pinned = self.pinned | loose
+        self.note("finding manifests and chunks nothing reaches")
         dead_manifests, dead_chunks = await self._dead_manifests_and_chunks(counts, live, pinned)
         if self.state is not None:  # loose keys' chunks whose snapshots all died
             dead_chunks |= {
@@ -169,8 +187,11 @@ class _Run:
             "history_pages": await self._dead_pages(others),
             "other": [*roots.stale_claims, *old_states],
         }
+        total = sum(map(len, groups.values()))
+        self.note(f"measuring {total} unreachable objects")
         sizes = await bounded(self._size(key) for keys in groups.values() for key in keys)
         if not dry_run:
+            self.note(f"deleting {total} unreachable objects")
             for kind in ("chunks", "manifests", "history_pages", "snapshots", "transaction_logs"):
                 await bounded(self.storage.delete(key) for key in groups[kind])
             self.objects.forget(key for keys in groups.values() for key in keys)

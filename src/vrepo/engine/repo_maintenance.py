@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from vrepo._progress import steps
 from vrepo._sync import run_sync
 from vrepo.engine.refs import now_us
 from vrepo.engine.snapshot_info import to_us
@@ -60,6 +61,7 @@ class RepositoryMaintenance:
         *,
         branch: str | None = None,
         keep_tags: bool = True,
+        progress: bool | None = None,
     ) -> list[str]:
         """Cut snapshots written before ``older_than`` (a time, or an age such as
         ``timedelta(days=90)``) out of the branches' histories; return the ids of those no
@@ -69,24 +71,25 @@ class RepositoryMaintenance:
         (default) tagged snapshots also keep their place in the histories. With ``branch``,
         only that branch's history is cut, and snapshots another branch's history holds stay.
         Writers may commit meanwhile. Expired snapshots stay readable by id until
-        `garbage_collect` deletes them.
+        `garbage_collect` deletes them. ``progress`` shows the phase on a status line (by
+        default when standard error is a terminal or in Jupyter).
         """
         from vrepo.engine.expiry import expire_snapshots
 
-        return run_sync(
-            expire_snapshots(
-                self._objects,
-                time_or_age_us(older_than, "older_than"),
-                branch=branch,
-                keep_tags=keep_tags,
+        older_than_us = time_or_age_us(older_than, "older_than")
+        with steps("expiring snapshots", progress=progress) as note:
+            return run_sync(
+                expire_snapshots(
+                    self._objects, older_than_us, branch=branch, keep_tags=keep_tags, note=note
+                )
             )
-        )
 
     def garbage_collect(
         self,
         *,
         older_than: dt.timedelta | dt.datetime = DEFAULT_GRACE,
         dry_run: bool = False,
+        progress: bool | None = None,
     ) -> GcReport:
         """Delete what no branch, tag or retained snapshot reaches and is older than the grace
         period ``older_than`` (an age; or a time, the grace period ending then); return how
@@ -95,13 +98,18 @@ class RepositoryMaintenance:
         Whatever is being written now (sessions, forks, jobs that have not committed) is
         younger than the grace period and kept: make it longer than any write takes (a week
         by default). Commits and other writers may work meanwhile. The first collection
-        lists everything; later ones look only at what changed since.
+        lists everything; later ones look only at what changed since. ``progress`` shows the
+        phase on a status line (by default when standard error is a terminal or in Jupyter).
         """
         from vrepo.engine.gc import collect
 
         grace_us = _grace_us(older_than)
         timed = self._info.format_version >= TIMED_IDS_SINCE
-        return run_sync(collect(self._objects, grace_us, dry_run=dry_run, timed_ids=timed))
+        title = "collecting garbage" + (" (dry run)" if dry_run else "")
+        with steps(title, progress=progress) as note:
+            return run_sync(
+                collect(self._objects, grace_us, dry_run=dry_run, timed_ids=timed, note=note)
+            )
 
     def disk_usage(
         self, ref: str = "main", *, older_than: dt.timedelta | dt.datetime = DEFAULT_GRACE

@@ -57,6 +57,7 @@ def to_repo(
     safe_chunks: bool = True,
     align_chunks: bool = False,
     split_every: int | None = None,
+    progress: bool | None = None,
 ) -> str | None:
     """Write a Dataset or DataArray into a repository, as ``to_zarr`` would into a store.
 
@@ -79,8 +80,10 @@ def to_repo(
     comparing values in the stored encoding, so stored times xarray cannot decode are no
     obstacle. Regions must lie inside the stored arrays, and ``"auto"`` ones must be found
     among the stored coordinate values. Dask-backed variables are written by the current
-    dask scheduler through forks merged up a tree of ``split_every`` fan-in. If anything
-    fails, the session is left as it was before the call.
+    dask scheduler through forks merged up a tree of ``split_every`` fan-in, with a progress
+    bar when ``progress`` (by default, when standard error is a terminal or in Jupyter; dask's
+    own bar on a distributed client). If anything fails, the session is left as it was before
+    the call.
     """
     ds = _as_dataset(obj)
     session, owned = _writable_session(target, branch)
@@ -110,6 +113,7 @@ def to_repo(
             align_chunks,
             split_every,
             raw_names,
+            progress,
         )
     except BaseException:
         session._rollback(savepoint)
@@ -197,6 +201,7 @@ def _write(
     align_chunks: bool,
     split_every: int | None,
     raw_names: frozenset[Hashable],
+    progress: bool | None = None,
 ) -> None:
     """Metadata and in-memory variables by xarray; dask-backed variables through forks."""
     consolidated = _is_consolidated(session, group)
@@ -236,7 +241,11 @@ def _write(
             )
         else:
             vrepo_dask.store(
-                writer.sources, writer.targets, writer.regions, split_every=split_every
+                writer.sources,
+                writer.targets,
+                writer.regions,
+                split_every=split_every,
+                progress=progress,
             )
     if consolidated:  # xarray's metadata writes dropped it; a stale copy would mislead readers
         zarr.consolidate_metadata(session.store, path=group or "", zarr_format=3)
