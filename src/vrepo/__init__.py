@@ -19,6 +19,7 @@ from vrepo.engine.opening import open_reference, split_reference
 from vrepo.engine.repository import Repository
 from vrepo.engine.session import ForkSession, Session
 from vrepo.engine.snapshot_info import SnapshotInfo
+from vrepo.engine.tree import SnapshotTree, TreeNode
 from vrepo.errors import (
     ChunkConflictError,
     ConflictError,
@@ -133,10 +134,12 @@ __all__ = [
     "SnapshotDiff",
     "SnapshotInfo",
     "SnapshotNotFoundError",
+    "SnapshotTree",
     "Storage",
     "StorageError",
     "SwiftStorage",
     "SwiftToken",
+    "TreeNode",
     "UnsupportedZarrFormatError",
     "Usage",
     "VRepoError",

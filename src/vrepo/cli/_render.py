@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from vrepo.engine.tree import human_bytes, shape_text
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -50,19 +52,8 @@ def first_line(message: str) -> str:
     return message.splitlines()[0] if message else ""
 
 
-def human_bytes(n: int) -> str:
-    """A size in B, KiB, MiB, GiB or TiB."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def shape(dims: Sequence[int] | None) -> str:
-    """A shape as Python writes a tuple: ``(a, b)``, ``(a,)``, ``()``; "" for none."""
-    return "" if dims is None else str(tuple(dims))
+human_bytes = human_bytes  # a size in B, KiB, MiB, GiB or TiB (as the engine's displays)
+shape = shape_text  # a shape as Python writes a tuple: (a, b), (a,), (); "" for none
 
 
 def plain_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

@@ -1,5 +1,5 @@
-"""Snapshot commands: ``vrepo show`` (one snapshot), ``vrepo diff`` (two) and ``vrepo ls``
-(the groups and arrays of one).
+"""Snapshot commands: ``vrepo show`` (one snapshot), ``vrepo diff`` (two), and ``vrepo ls``
+and ``vrepo tree`` (the groups and arrays of one: a table, a tree).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 import vrepo.cli._render as render
-from vrepo.cli._lookup import Labels, by_id, open_snapshot, record
+from vrepo.cli._lookup import Labels, by_id, open_reference, open_snapshot, record
 from vrepo.cli._options import JsonOpt, RefArg
+from vrepo.engine.reference import DEFAULT_BRANCH
 from vrepo.errors import InvalidArgumentError, RepositoryNotFoundError
 
 if TYPE_CHECKING:
@@ -177,3 +178,14 @@ def _tree(nodes: list[NodeInfo], sid: str, total: int) -> Any:
             f"{node.chunk_count} stored · {render.human_bytes(node.stored_bytes)}[/]"
         )
     return root
+
+
+@commands.command()
+def tree(ref: RefArg, as_json: JsonOpt = False) -> None:
+    """A snapshot's hierarchy: groups, and arrays with shape, dtype, chunks and bytes."""
+    repo, revision = open_reference(ref)
+    hierarchy = repo.tree(revision or DEFAULT_BRANCH)
+    if as_json:
+        render.print_json(hierarchy.to_dict())
+        return
+    typer.echo(str(hierarchy))

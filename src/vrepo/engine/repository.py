@@ -27,6 +27,7 @@ from vrepo.engine.repo_create import (
 from vrepo.engine.repo_maintenance import RepositoryMaintenance
 from vrepo.engine.session import Session
 from vrepo.engine.snapshot_info import SnapshotInfo, to_us
+from vrepo.engine.tree import SnapshotTree, snapshot_tree
 from vrepo.errors import (
     InvalidArgumentError,
     RefNotFoundError,
@@ -200,6 +201,12 @@ class Repository(RepositoryMaintenance):
         its stored chunks; read from the snapshot alone, however many chunks there are.
         """
         return list_nodes(run_sync(self._objects.get_snapshot(self.resolve(ref))))
+
+    def tree(self, ref: str = "main") -> SnapshotTree:
+        """The hierarchy of a revision (see `resolve`): groups, and arrays with shape, data
+        type, chunk shape, chunks stored, stored and virtual bytes. HTML in a notebook, an
+        indented tree as text; read from the snapshot alone."""
+        return snapshot_tree(run_sync(self._objects.get_snapshot(self.resolve(ref))), ref)
 
     async def _diff(self, from_id: str | None, to_id: str) -> SnapshotDiff:
         old = await self._objects.get_snapshot(from_id) if from_id is not None else None
