@@ -30,6 +30,7 @@ from typing import Any
 from s3_servers import _die_with_parent, _tail, free_ports
 
 USER, KEY, ACCOUNT = "test:tester", "testing", "AUTH_test"
+READER, READER_KEY = "test:reader", "r3ader-k3y"  # no roles: 403 on every container
 STARTUP_TIMEOUT = 60.0  # seconds
 TOKEN_LIFE = 3600  # seconds TempAuth's tokens live
 _SERVERS = ("account", "container", "object", "proxy")
@@ -145,6 +146,7 @@ def _write_configs(root: Path, ports: dict[str, int]) -> None:
             use = egg:swift#tempauth
             token_life = {TOKEN_LIFE}
             user_test_tester = {KEY} .admin
+            user_test_reader = {READER_KEY}
             """
         )
     )

@@ -21,7 +21,7 @@ import zarr
 
 import vrepo
 import vrepo.storage.swift as swift_module
-from swift_server import KEY, USER, SwiftServer, start_swift
+from swift_server import KEY, READER, READER_KEY, USER, SwiftServer, start_swift
 from vrepo.errors import InvalidArgumentError, ObjectNotFoundError, StorageError
 from vrepo.format import EXPIRY_PREFIX, REFS_PREFIX, REPO_INFO_KEY, TURNS_PREFIX
 from vrepo.storage import RoutedStorage, Storage, SwiftStorage, SwiftToken, as_storage
@@ -166,11 +166,19 @@ async def test_environment_variables(swift_server, container, monkeypatch) -> No
     await storage.close()
 
 
-def test_missing_or_partial_credentials_are_explained() -> None:
+def test_missing_or_partial_credentials_are_explained(monkeypatch) -> None:
     with pytest.raises(StorageError, match="OS_STORAGE_URL and OS_AUTH_TOKEN"):
         vrepo.swift_storage("c")
+    monkeypatch.setenv("ST_KEY", "k3y")  # completes a login given in part
+    storage = vrepo.swift_storage("c", authurl="http://127.0.0.1:1/auth/v1.0", user="u")
+    assert storage._config.auth.key == "k3y" and storage._config.auth.preauthtoken is None
+    monkeypatch.setenv("OS_AUTH_TOKEN", "t0k")  # not mixed into a login given in part
+    login_only = vrepo.swift_storage("c", authurl="http://h/auth", user="u")
+    assert login_only._config.auth.preauthtoken is None
+    monkeypatch.delenv("ST_KEY")
     with pytest.raises(InvalidArgumentError, match="go together"):
         vrepo.swift_storage("c", authurl="http://127.0.0.1:1/auth/v1.0", user="u")
+    monkeypatch.delenv("OS_AUTH_TOKEN")
     with pytest.raises(InvalidArgumentError, match="preauthurl"):
         vrepo.swift_storage("c", preauthtoken="t")
     with pytest.raises(InvalidArgumentError, match="unknown storage_options"):
@@ -224,6 +232,18 @@ async def test_a_refused_static_token_is_a_clear_error(swift_server, container) 
             await call
         assert not isinstance(info.value, ObjectNotFoundError)
         assert "AUTH_tkexpired" not in str(info.value)
+    await storage.close()
+
+
+async def test_a_403_is_an_error_never_missing(swift_server, container) -> None:
+    storage = vrepo.swift_storage(
+        container, authurl=swift_server.auth_url, user=READER, key=READER_KEY
+    )
+    for call in (storage.exists("k"), storage.get("k"), storage.list(""), storage.put("k", b"")):
+        with pytest.raises(StorageError, match="403 Forbidden: the token is valid") as info:
+            await call
+        assert not isinstance(info.value, ObjectNotFoundError)
+        assert READER_KEY not in str(info.value)
     await storage.close()
 
 
@@ -335,3 +355,21 @@ def test_distributed_to_repo_into_swift(swift_server, container, a1b_dataset, da
     for name in swift_server.names(container)[:50]:  # no secret was written anywhere
         _, _, body = swift_server.request("GET", f"{container}/{name}")
         assert KEY.encode() not in body
+
+
+def test_cli_on_swift(swift_server, container, monkeypatch, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    import vrepo.cli
+
+    monkeypatch.setenv("ST_KEY", KEY)  # secrets from the environment, not the command line
+    options = ["-s", f"authurl={swift_server.auth_url}", "-s", f"user={USER}"]
+    options += ["-s", f"refs_storage={tmp_path / 'refs'}"]
+    url = f"swift://{container}/cli"
+    runner = CliRunner()
+    result = runner.invoke(vrepo.cli.app, [*options, "init", url])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(vrepo.cli.app, [*options, "log", f"{url}@main", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Repository initialized" in result.stdout
+    assert KEY not in result.output

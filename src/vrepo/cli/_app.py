@@ -112,7 +112,8 @@ def _global(
             "--storage-option",
             "-s",
             metavar="KEY=VALUE",
-            help="For s3:// references: endpoint_url, region or anonymous (repeatable).",
+            help="For s3:// references: endpoint_url, region or anonymous; for swift://: "
+            "preauthurl, authurl, user, single_writer or refs_storage (repeatable).",
         ),
     ] = None,
     version: Annotated[

@@ -11,8 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-# s3_storage keywords that --storage-option may set, and how to read their values
-STORAGE_OPTIONS = {"endpoint_url": str, "region": str, "anonymous": bool}
+# s3_storage and swift_storage keywords that --storage-option may set, and how to read their
+# values (Swift's token and key come from OS_AUTH_TOKEN / ST_KEY, never from the command line)
+STORAGE_OPTIONS = {
+    "endpoint_url": str,
+    "region": str,
+    "anonymous": bool,
+    "preauthurl": str,
+    "authurl": str,
+    "user": str,
+    "single_writer": bool,
+    "refs_storage": str,
+}
 storage_options: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "vrepo_cli_storage_options", default=None
 )

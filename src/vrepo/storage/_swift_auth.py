@@ -82,13 +82,21 @@ class SwiftAuth:
         key: str | None,
         token_provider: TokenProvider | None,
     ) -> SwiftAuth:
-        """Validated settings; with none given, read from ``OS_STORAGE_URL``,
-        ``OS_AUTH_TOKEN``, ``ST_AUTH``, ``ST_USER`` and ``ST_KEY``."""
-        given = (preauthurl, preauthtoken, authurl, user, key, token_provider)
-        if all(value is None for value in given):
-            env = os.environ
-            preauthurl, preauthtoken = env.get("OS_STORAGE_URL"), env.get("OS_AUTH_TOKEN")
-            authurl, user, key = env.get("ST_AUTH"), env.get("ST_USER"), env.get("ST_KEY")
+        """Validated settings. What is missing comes from ``OS_STORAGE_URL`` and
+        ``OS_AUTH_TOKEN`` (pre-auth) and ``ST_AUTH``, ``ST_USER``, ``ST_KEY`` (login): a
+        group given in part is completed from its variables; with nothing given, both are
+        read; with a ``token_provider`` only, none."""
+        env = os.environ
+        preauth_given = preauthurl is not None or preauthtoken is not None
+        login_given = authurl is not None or user is not None or key is not None
+        nothing_given = not (preauth_given or login_given or token_provider is not None)
+        if preauth_given or nothing_given:  # what is missing comes from the environment
+            preauthurl = preauthurl or env.get("OS_STORAGE_URL") or None
+            preauthtoken = preauthtoken or env.get("OS_AUTH_TOKEN") or None
+        if login_given or nothing_given:
+            authurl = authurl or env.get("ST_AUTH") or None
+            user = user or env.get("ST_USER") or None
+            key = key or env.get("ST_KEY") or None
         final = (preauthurl, preauthtoken, authurl, user, key)
         names = ("preauthurl", "preauthtoken", "authurl", "user", "key")
         for name, value in zip(names, final, strict=True):
