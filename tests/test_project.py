@@ -59,6 +59,8 @@ def test_quickstart_runs_end_to_end_leaves_its_repository_and_runs_again(tmp_pat
     assert "chunks of /air_temperature: +0 ~1 -0" in out  # the diff main -> experiment
     assert "air temperature 1860-1979 (tag: v1)" in out  # the log
     assert "the repository stays in data/air.vrepo" in out
+    # the README's sample is this output (ids, times and durations aside)
+    assert _shape_of(first.stdout) == _shape_of(_readme_sample()), "README.md's sample is stale"
     # the README's next line, by the console script
     vrepo_command = Path(sys.executable).with_name("vrepo")
     log = subprocess.run(
@@ -70,6 +72,24 @@ def test_quickstart_runs_end_to_end_leaves_its_repository_and_runs_again(tmp_pat
     assert log.returncode == 0, log.stderr
     assert len(log.stdout.splitlines()) == 4  # one start over: 4 snapshots, not 8
     assert "(tag: v1) air temperature 1860-1979" in log.stdout
+
+
+def _readme_sample() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## What the quickstart prints") :]
+    block = re.search(r"```text\n(.*?)```", section, re.S)
+    assert block, "README.md shows what the quickstart prints in a text block"
+    return block.group(1)
+
+
+def _shape_of(output: str) -> list[str]:
+    """Output lines with snapshot ids, times and durations replaced by placeholders."""
+    lines = []
+    for line in output.strip().splitlines():
+        line = re.sub(r"\b[0-9A-Z]{20}\b", "ID", line)
+        line = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "TIME", line)
+        lines.append(re.sub(r"\d+\.\d s\b", "N s", line))
+    return lines
 
 
 def test_quickstart_refuses_a_directory_it_did_not_make(tmp_path):

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from vrepo.engine.tree import human_bytes, shape_text
+from vrepo.engine.tree import human_bytes as human_bytes  # re-exported: B, KiB, MiB, ...
+from vrepo.engine.tree import shape_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -52,7 +53,6 @@ def first_line(message: str) -> str:
     return message.splitlines()[0] if message else ""
 
 
-human_bytes = human_bytes  # a size in B, KiB, MiB, GiB or TiB (as the engine's displays)
 shape = shape_text  # a shape as Python writes a tuple: (a, b), (a,), (); "" for none
 
 
