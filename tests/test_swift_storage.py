@@ -9,8 +9,10 @@ errors around it, listing pages, commits in both commit-safety modes, and a dist
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
@@ -341,20 +343,41 @@ def test_refs_on_local_disk_data_in_swift(swift_server, container, tmp_path) -> 
     np.testing.assert_array_equal(values, np.random.default_rng(3).random(4096) + 3.0)
 
 
-def test_distributed_to_repo_into_swift(swift_server, container, a1b_dataset, dask_client):
-    options = {"authurl": swift_server.auth_url, "user": USER, "key": KEY, "single_writer": True}
+class PidLogin:
+    """A picklable token provider that logs in and notes which process called it."""
+
+    def __init__(self, server: SwiftServer, calls: Path) -> None:
+        self.server, self.calls = server, calls
+
+    def __call__(self) -> SwiftToken:
+        with self.calls.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return SwiftToken(self.server.storage_url, self.server.token(), time.time() + 3600)
+
+
+def test_distributed_to_repo_into_swift(
+    swift_server, container, a1b_dataset, dask_client, tmp_path
+):
+    calls = tmp_path / "logins"
+    options = {"token_provider": PidLogin(swift_server, calls), "single_writer": True}
     url = f"swift://{container}/a1b"
     repo = vrepo.Repository.create(as_storage(url, options))
     dataset = a1b_dataset.isel(time=slice(0, 96)).chunk({"time": 24})
     snapshot = dataset.vrepo.to_repo(repo, message="96 years from 2 worker processes")
-    assert dask_client.run(lambda: 1)  # the workers were up
+    workers = set(dask_client.run(os.getpid).values())
+    assert len(workers) == 2 and os.getpid() not in workers
+    # the workers wrote with the token scattered in their forks: only this process logged in
+    assert calls.read_text().split() == [str(os.getpid())]
     back = xr.open_dataset(url, engine="vrepo", storage_options=options, chunks={})
     assert back.air_temperature.shape == dataset.air_temperature.shape
     np.testing.assert_array_equal(back.air_temperature.values, dataset.air_temperature.values)
     assert repo.lookup_branch("main") == snapshot
-    for name in swift_server.names(container)[:50]:  # no secret was written anywhere
+    token = repo.storage._tokens.fresh.token
+    names = swift_server.names(container)
+    assert sum(n.startswith("a1b/chunks/") for n in names) >= 4  # written by the workers
+    for name in names:  # no token was written anywhere
         _, _, body = swift_server.request("GET", f"{container}/{name}")
-        assert KEY.encode() not in body
+        assert token.encode() not in body
 
 
 def test_cli_on_swift(swift_server, container, monkeypatch, tmp_path) -> None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from vrepo.cli._advice import cli_message
+from vrepo.cli._advice import cli_message, repository_text
 from vrepo.cli._branch import commands as branch_commands
 from vrepo.cli._config import commands as config_commands
 from vrepo.cli._convert import plain_conversions, untyped_flags
@@ -124,6 +124,8 @@ def _global(
     ] = False,
 ) -> None:
     """vrepo: snapshots, branches and tags for Zarr data, from the command line."""
+    token = repository_text.set(None)  # each command names its own (tests run many in one)
+    ctx.call_on_close(lambda: repository_text.reset(token))
     if storage_option:
         options = {}
         for key, value in _pairs(storage_option, "--storage-option").items():
