@@ -23,8 +23,7 @@ def init(
         bool, typer.Option("--parents", "-p", help="Create missing parent directories.")
     ] = False,
 ) -> None:
-    """Create an empty repository (branch main at an empty first snapshot) in a new or
-    empty directory."""
+    """Create an empty repository (main at an empty snapshot) in a new or empty directory."""
     repository_text.set(path)
     storage = as_storage(path, storage_options.get())
     check_init_place(path, parents=parents)
