@@ -124,8 +124,8 @@ def _global(
     ] = False,
 ) -> None:
     """vrepo: snapshots, branches and tags for Zarr data, from the command line."""
-    token = repository_text.set(None)  # each command names its own (tests run many in one)
-    ctx.call_on_close(lambda: repository_text.reset(token))
+    named = repository_text.set(None)  # each command names its own (tests run many in one)
+    ctx.call_on_close(lambda: repository_text.reset(named))
     if storage_option:
         options = {}
         for key, value in _pairs(storage_option, "--storage-option").items():
