@@ -53,8 +53,10 @@ def fill_refs(session: vrepo.Session, path: str, coords: np.ndarray, values: np.
     content = run_sync(session._ensure_content())
     chunk_id = new_id()
     run_sync(content.objects.storage.put_new(chunk_key(chunk_id), values.astype("<i4").tobytes()))
-    for k, c in enumerate(coords.tolist()):
-        content.changes.set_chunk(path, tuple(c), ChunkRef.external(chunk_id, 4, 4 * k))
+    for first in range(0, len(coords), 65_536):  # as lists a batch at a time: 10M are 1 GiB
+        batch = coords[first : first + 65_536].tolist()
+        for k, c in enumerate(batch, start=first):
+            content.changes.set_chunk(path, tuple(c), ChunkRef.external(chunk_id, 4, 4 * k))
 
 
 def metadata_bytes(root: str) -> int:

@@ -34,7 +34,7 @@ def _ref(n: int) -> ChunkRef | None:
 
 coords = st.tuples(st.integers(0, 5), st.integers(0, 5))
 operations = st.lists(
-    st.tuples(st.sampled_from(["set", "pop", "compact"]), coords, st.integers(0, 400)),
+    st.tuples(st.sampled_from(["set", "pop", "compact", "fold"]), coords, st.integers(0, 400)),
     max_size=60,
 )
 
@@ -50,6 +50,8 @@ def _apply(ops, changes: ChunkChanges, model: dict) -> None:
             changes[c] = model[c] = _ref(n)
         elif op == "pop":
             assert changes.pop(c, "absent") == model.pop(c, "absent")
+        elif op == "fold":
+            changes._fold_recent()  # a new level, merged or not with the ones before
         else:
             changes.compact()
 

@@ -43,15 +43,18 @@ def pieces_of(coords: np.ndarray, split: Sequence[int]) -> tuple[np.ndarray, np.
     return unravel(keys, extent), inverse.reshape(-1)
 
 
-def select_rows(cols: ManifestColumns, rows: np.ndarray) -> ManifestColumns:
+def select_rows(
+    cols: ManifestColumns, rows: np.ndarray, inline_mask: np.ndarray | None = None
+) -> ManifestColumns:
     """The manifest columns of the rows ``rows`` (sorted indices) only, with their extent
-    and inline payloads narrowed to them (vectorised; no loop over rows)."""
+    and inline payloads narrowed to them (vectorised; no loop over rows). ``inline_mask``:
+    ``cols.inline_mask()``, when the caller selects many times from the same columns."""
     coords = unravel(cols.keys[rows], cols.extent)
     extent = extent_of(coords)
     lengths = cols.lengths[rows]
     offsets = cols.offsets[rows].copy()
     ids = None if cols.ids is None else cols.ids[rows]
-    inline = cols.inline_mask()[rows]
+    inline = (cols.inline_mask() if inline_mask is None else inline_mask)[rows]
     blob = np.frombuffer(cols.inline_blob, dtype=np.uint8)
     starts, sizes = offsets[inline], lengths[inline].astype(np.int64)
     new_starts = (np.cumsum(sizes) - sizes).astype(np.uint64)  # payloads packed in order
@@ -81,7 +84,11 @@ def split_columns(
     pieces, inverse = pieces_of(cols.coords(), split)
     order = np.argsort(inverse, kind="stable")  # rows stay key-sorted within a piece
     bounds = np.searchsorted(inverse[order], np.arange(len(pieces) + 1))
+    inline = cols.inline_mask()  # once, not once per piece
     return [
-        (tuple(int(x) for x in piece), select_rows(cols, order[bounds[i] : bounds[i + 1]]))
+        (
+            tuple(int(x) for x in piece),
+            select_rows(cols, order[bounds[i] : bounds[i + 1]], inline),
+        )
         for i, piece in enumerate(pieces)
     ]
