@@ -15,7 +15,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 import xarray as xr
@@ -26,7 +28,7 @@ import vrepo.storage.swift as swift_module
 from swift_server import KEY, READER, READER_KEY, USER, SwiftServer, start_swift
 from vrepo.errors import InvalidArgumentError, ObjectNotFoundError, StorageError
 from vrepo.format import EXPIRY_PREFIX, REFS_PREFIX, REPO_INFO_KEY, TURNS_PREFIX
-from vrepo.storage import RoutedStorage, Storage, SwiftStorage, SwiftToken, as_storage
+from vrepo.storage import RoutedStorage, Storage, SwiftStorage, SwiftToken, _http, as_storage
 from vrepo.storage.routed import REFS_PREFIXES
 from vrepo.testing import StorageTests
 
@@ -246,6 +248,53 @@ async def test_a_403_is_an_error_never_missing(swift_server, container) -> None:
             await call
         assert not isinstance(info.value, ObjectNotFoundError)
         assert READER_KEY not in str(info.value)
+    await storage.close()
+
+
+class LostAnswers:
+    """Wraps `_http.session` (``real``): the first ``count`` requests of ``method`` reach Swift and
+    take effect, and then the connection breaks before the answer arrives."""
+
+    def __init__(self, real: Any, method: str, count: int) -> None:
+        self.real, self.method, self.count = real, method, count
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        wrapper = self
+
+        class Call:
+            async def __aenter__(self) -> Any:
+                if method == wrapper.method and wrapper.count > 0:
+                    wrapper.count -= 1
+                    async with wrapper.real().request(method, url, **kwargs) as response:
+                        await response.read()
+                    raise aiohttp.ServerDisconnectedError()
+                self.inner = wrapper.real().request(method, url, **kwargs)
+                return await self.inner.__aenter__()
+
+            async def __aexit__(self, *exc: Any) -> Any:
+                return await self.inner.__aexit__(*exc)
+
+        return Call()
+
+
+async def test_lost_answers_are_retried_and_creates_read_back(
+    swift_server, container, monkeypatch
+) -> None:
+    storage = preauth(swift_server, container, single_writer=True)
+    real = _http.session
+    monkeypatch.setattr(swift_module, "_BACKOFF", 0.001)
+    lost = LostAnswers(real, "PUT", 2)
+    monkeypatch.setattr(_http, "session", lambda: lost)
+    await storage.put("plain", b"p")  # applied, answer lost, repeated: done once
+    # applied, answer lost, repeated: the 412 refuses our own write; reading back says so
+    assert await storage.put_if_absent("refs/branch.main/1.json", b"ours") is True
+    assert await storage.put_if_absent("refs/branch.main/1.json", b"theirs") is False
+    lost = LostAnswers(real, "GET", 10)
+    monkeypatch.setattr(_http, "session", lambda: lost)
+    with pytest.raises(StorageError, match="could not reach Swift"):
+        await storage.get("plain")  # 5 tries, then a clear error
+    monkeypatch.setattr(_http, "session", real)
+    assert await storage.get("plain") == b"p"
     await storage.close()
 
 

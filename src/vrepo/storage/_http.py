@@ -61,6 +61,14 @@ async def close_loop() -> None:
             await found.close()
 
 
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """What a request may raise that is worth repeating: connections, timeouts, broken
+    answers (aiohttp's client errors)."""
+    import aiohttp
+
+    return (OSError, TimeoutError, aiohttp.ClientError)
+
+
 def _new_session() -> aiohttp.ClientSession:
     try:
         import aiohttp

@@ -197,16 +197,13 @@ class SwiftStorage(Storage):
                 ) as response:
                     body = await response.read()
                     status, answer = response.status, response.headers
-            except (TimeoutError, OSError) as exc:
+            except _http.transient_errors() as exc:  # connection, timeout, broken answer
                 if sent < _ATTEMPTS:
                     await _backoff(sent)
                     continue
-                raise self._error(f"could not reach Swift ({exc!r})", doing, key) from exc
-            except Exception as exc:
-                if type(exc).__module__.startswith("aiohttp") and sent < _ATTEMPTS:
-                    await _backoff(sent)
-                    continue
-                raise self._error(f"the request failed ({exc!r})", doing, key) from exc
+                raise self._error(
+                    f"could not reach Swift or lost its answer, {sent} times ({exc!r})", doing, key
+                ) from exc
             if status == 401:
                 new = None if refreshed else await self._tokens.rejected(token)
                 if new is None:
