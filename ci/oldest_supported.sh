@@ -71,7 +71,7 @@ if sys.version_info[:2] != tuple(map(int, python_floor.groups())):
         f" requires-python floor {'.'.join(python_floor.groups())}: set PYTHON (and delete the venv)"
     )
 extras = project["optional-dependencies"]
-requirements = project["dependencies"] + [r for e in ("s3", "xarray", "dask", "cli") for r in extras[e]]
+requirements = project["dependencies"] + [r for e in ("s3", "swift", "xarray", "dask", "cli") for r in extras[e]]
 floors: dict[str, set[str]] = {}
 for requirement in requirements:
     m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)", requirement.strip())
