@@ -3,10 +3,9 @@
 # dependency that pyproject.toml admits, on the oldest Python it admits.
 #
 # What it pins: every "name>=floor" of [project].dependencies and of the extras a user installs
-# to run vrepo (s3, swift, xarray, dask, cli) is pinned to "name==floor" (zarr, numpy, msgspec,
-# zstandard, donfig, google-crc32c, typer, rich, s3fs, fsspec, aiohttp, xarray, cf_xarray,
-# pandas, dask, distributed, cloudpickle). Names and floors are read from pyproject.toml, so
-# the lane cannot drift from
+# to run vrepo (s3, xarray, dask, cli) is pinned to "name==floor" (zarr, numpy, msgspec,
+# zstandard, donfig, google-crc32c, s3fs, fsspec, xarray, cf_xarray, pandas, dask,
+# distributed, cloudpickle, typer, rich). Names and floors are read from pyproject.toml, so the lane cannot drift from
 # what vrepo declares; the interpreter must be the requires-python floor (3.11). Test-only
 # tools (pytest, moto, hypothesis, the sample-data packages, ...) take whatever pip resolves
 # next to those pins.
@@ -72,7 +71,7 @@ if sys.version_info[:2] != tuple(map(int, python_floor.groups())):
         f" requires-python floor {'.'.join(python_floor.groups())}: set PYTHON (and delete the venv)"
     )
 extras = project["optional-dependencies"]
-requirements = project["dependencies"] + [r for e in ("s3", "swift", "xarray", "dask", "cli") for r in extras[e]]
+requirements = project["dependencies"] + [r for e in ("s3", "xarray", "dask", "cli") for r in extras[e]]
 floors: dict[str, set[str]] = {}
 for requirement in requirements:
     m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)", requirement.strip())
