@@ -157,7 +157,7 @@ def test_a_queued_commit_adopts_the_record_the_turn_before_landed_for_it(
     head = _head(repo)
     _claim(repo, head.next_seq, None)  # the holder's turn: the waiter queues behind it
     turns.note_lost_race(objects.storage, "main")  # contended: the waiter takes a turn
-    waited = turns._wait_until_next
+    waited = turns._wait_for_offer
 
     async def holder_commits_and_lands_the_offer(storage, branch, head_seq, seq, *args):
         content = await holder._ensure_content()
@@ -166,9 +166,9 @@ def test_a_queued_commit_adopts_the_record_the_turn_before_landed_for_it(
         before = await read_head(storage, "branch", branch)
         record = await write_record(storage, before, "commit", snapshot.id, new_operation())
         assert await combining.land_offers(objects, RefHead("branch", branch, record)) == 1
-        return await waited(storage, branch, head_seq, seq, *args) if noticed else head_seq
+        return await waited(storage, branch, head_seq, seq, *args) if noticed else None
 
-    monkeypatch.setattr(turns, "_wait_until_next", holder_commits_and_lands_the_offer)
+    monkeypatch.setattr(turns, "_wait_for_offer", holder_commits_and_lands_the_offer)
     landed = waiter.commit("waiter")
     assert waiter.snapshot_id == landed == repo.lookup_branch("main")
     assert waiter.commit_attempts == 1 and not waiter.has_uncommitted_changes
@@ -191,3 +191,92 @@ def test_a_process_whose_offers_are_not_landed_stops_offering(tmp_path, monkeypa
     assert not turns.offers_landed(storage, "main")
     monkeypatch.setattr(turns.random, "random", lambda: 0.05)  # now and then it tries again
     assert turns.offers_landed(storage, "main")
+
+
+def test_pipelined_records_follow_their_durable_objects_and_stop_where_one_is_taken(
+    tmp_path, monkeypatch
+) -> None:
+    """Several offers are in flight at once, but each record is created only after its own
+    objects were made durable and the record before it was written; once another writer
+    takes a record, nothing after it is written. Chunks were made durable by the claimant."""
+    repo = _setup(tmp_path)
+    objects, head = repo._objects, _head(repo)
+    offers = [_offer(_writing(repo, i, 10 + i), f"offer {i}") for i in range(5)]
+    chunk_keys = {f"chunks/{r.chunk_id}" for o in offers for a in o.chunks for r in a.refs}
+    operations = [_claim(repo, head.next_seq + i, o) for i, o in enumerate(offers)]
+    durable: set[str] = set()
+    created: list[int] = []
+    make_durable, create_record = objects.make_durable, combining.create_record
+
+    async def noting_durable(keys) -> None:
+        keys = list(keys)
+        await make_durable(keys)
+        durable.update(keys)
+
+    async def creating(storage, kind, name, record) -> bool:
+        assert f"snapshots/{record.snapshot_id}" in durable
+        assert record.seq == head.next_seq + len(created)  # in order, none skipped
+        if record.seq == head.next_seq + 3:  # another writer takes the fourth record
+            taken = await read_head(storage, kind, name)
+            assert await write_record(storage, taken, "commit", taken.record.snapshot_id, "x")
+        created.append(record.seq)
+        return await create_record(storage, kind, name, record)
+
+    monkeypatch.setattr(objects, "make_durable", noting_durable)
+    monkeypatch.setattr(combining, "create_record", creating)
+    assert asyncio.run(combining.land_offers(objects, head)) == 3
+    assert not durable & chunk_keys
+    history = repo.branch_history("main")
+    assert [r.operation for r in history[:4]] == ["x", *operations[2::-1]]
+    assert created == [head.next_seq + i for i in range(4)]
+
+
+def test_an_offered_waiter_reads_its_own_record_before_any_listing(tmp_path) -> None:
+    """It sleeps until its record can have landed and then reads that record: a waiter
+    whose offer landed meanwhile needs no listing of the branch at all."""
+    repo = _setup(tmp_path)
+    storage, head = repo._objects.storage, _head(repo)
+    landed = _writing(repo, 0, 1)
+    landed.commit("landed for the waiter")
+    listings = 0
+    real_list = storage.list
+
+    async def counting_list(prefix, **kwargs):
+        nonlocal listings
+        listings += 1
+        return await real_list(prefix, **kwargs)
+
+    storage.list = counting_list
+    record = asyncio.run(
+        turns._wait_for_offer(storage, "main", head.record.seq - 1, head.next_seq, 0.001)
+    )
+    assert record is not None and record.seq == head.next_seq and listings == 0
+
+
+def test_an_offered_waiter_goes_ahead_when_the_claim_before_it_is_withdrawn(
+    tmp_path, monkeypatch
+) -> None:
+    repo = _setup(tmp_path)
+    storage, head = repo._objects.storage, _head(repo)
+    monkeypatch.setattr(turns, "_MIN_LEASE_S", 600.0)  # a stall would not end this wait
+    monkeypatch.setattr(turns, "_MAX_LEASE_S", 600.0)
+    # record head.next_seq is claimed by nobody: its claimant withdrew
+    wait = turns._wait_for_offer(storage, "main", head.record.seq, head.next_seq + 1, 0.001)
+    assert asyncio.run(asyncio.wait_for(wait, 60)) is None
+    # the same with the claim still there: it waits for the record instead, then finds it
+    _claim(repo, head.next_seq, None)
+
+    async def record_lands_later():
+        waiting = asyncio.ensure_future(
+            turns._wait_for_offer(storage, "main", head.record.seq, head.next_seq + 1, 0.001)
+        )
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        before = await read_head(storage, "branch", "main")
+        mine = await write_record(storage, before, "commit", before.record.snapshot_id, "a")
+        after = RefHead("branch", "main", mine)
+        await write_record(storage, after, "commit", before.record.snapshot_id, "b")
+        return await asyncio.wait_for(waiting, 60)
+
+    found = asyncio.run(record_lands_later())
+    assert found is not None and found.operation == "b"

@@ -217,3 +217,17 @@ def test_amended_log_still_reveals_conflicts(repo):
     with pytest.raises(vrepo.ConflictError) as info:
         a.commit("a")
     assert info.value.conflicts[0].chunks == ((3,),)
+
+
+@pytest.mark.parametrize("rows", [3, 40, 200])  # a few rows compare as sets, many with numpy
+def test_common_rows_finds_the_same_rows_however_many(rows: int) -> None:
+    from vrepo.engine._rows import common_rows
+
+    rng = np.random.default_rng(rows)
+    a = rng.integers(0, 4, size=(rows, 2)).astype("<u4")
+    b = rng.integers(0, 4, size=(rows // 2 + 1, 2)).astype("<u4")
+    expected = sorted(set(map(tuple, a.tolist())) & set(map(tuple, b.tolist())))
+    found = common_rows(a, b)
+    assert found.dtype == a.dtype and found.shape == (len(expected), 2)
+    assert [tuple(row) for row in found.tolist()] == expected
+    assert common_rows(a, b[:0]).shape == (0, 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from typing import Any
 
 from vrepo.engine.changeset import ChangeSet
@@ -28,6 +29,7 @@ from vrepo.errors import ObjectNotFoundError
 from vrepo.format import Offer, OfferedChunks, RefRecord, decode_turn_claim, turn_key
 
 COMBINE_FOR_S = 1.0  # the longest a turn holder spends landing others' commits
+_AHEAD = 8  # prepared commits whose records are not written yet, at most
 _MAX_OFFERED_REFS = 1000
 _MAX_OFFERED_INLINE_BYTES = 64 * 1024
 
@@ -59,31 +61,55 @@ async def land_offers(objects: ObjectIO, head: RefHead) -> int:
     Stops at the first record whose claim carries no offer, whose offer conflicts with what
     landed since its base, or whose record someone else wrote first; and after
     `COMBINE_FOR_S`. Never raises: the claimants commit for themselves what is left.
+
+    Pipelined: each prepared snapshot is made durable at once, in parallel with the others
+    (`_AHEAD` at most in flight), while its record waits only for the record before it, so
+    the records are written back to back and the fsyncs of several commits overlap.
     """
     landed, until = 0, time.monotonic() + COMBINE_FOR_S
-    publishing: asyncio.Future[bool] | None = None  # the previous offer's durable + record
+    queue: deque[asyncio.Future[bool]] = deque()  # records in order, each after the last
     try:
         while True:
             prepared = await _prepare_next(objects, head) if time.monotonic() < until else None
-            if publishing is not None:
-                written, publishing = await publishing, None
-                if not written:
-                    break  # another writer took that record: what was prepared after is moot
-                landed += 1
-            if prepared is None:
+            if prepared is not None:
+                record, keys = prepared
+                durable = asyncio.ensure_future(objects.make_durable(keys))
+                previous = queue[-1] if queue else None
+                queue.append(asyncio.ensure_future(_publish(objects, record, durable, previous)))
+                head = RefHead("branch", head.name, record)
+            elif not queue:
                 break
-            record, keys = prepared
-            publishing = asyncio.ensure_future(_publish(objects, head.name, record, keys))
-            head = RefHead("branch", head.name, record)
+            # too far ahead, or nothing to prepare yet (a claim may come meanwhile): wait for
+            # the oldest record; and take those already written in any case
+            idle = prepared is None
+            while queue and (idle or len(queue) > _AHEAD or queue[0].done()):
+                if not await queue.popleft():
+                    raise _Taken  # another writer took that record: the rest is moot
+                landed, idle = landed + 1, False
     except Exception:  # a combining that fails leaves the commits to their claimants
-        if publishing is not None:
-            with contextlib.suppress(Exception):
-                landed += await publishing
+        pass
+    for publishing in queue:  # nothing outlives the call
+        with contextlib.suppress(Exception):
+            landed += await publishing
     return landed
 
 
-async def _publish(objects: ObjectIO, branch: str, record: RefRecord, keys: list[str]) -> bool:
-    await objects.make_durable(keys)
+class _Taken(Exception):
+    """Another writer created a record the combining had prepared."""
+
+
+async def _publish(
+    objects: ObjectIO,
+    record: RefRecord,
+    durable: asyncio.Future[None],
+    previous: asyncio.Future[bool] | None,
+) -> bool:
+    """Create ``record`` once its objects are durable and the record before it was written
+    (False, and nothing written, if another writer took that one)."""
+    await durable
+    if previous is not None and not await previous:
+        return False
+    branch = record.ref.removeprefix("branch.")
     return await create_record(objects.storage, "branch", branch, record)
 
 
@@ -104,6 +130,8 @@ async def _prepare_next(objects: ObjectIO, head: RefHead) -> tuple[RefRecord, li
     if rebased.base is not None:
         content = Content(objects, rebased.base, changes)
     snapshot, keys = await content.flush(offer.message, offer.metadata)
+    offered = set(content.chunk_keys())  # made durable by the claimant before it offered them
+    keys = [key for key in keys if key not in offered]
     return next_record(head, "commit", snapshot.id, claim.operation), keys
 
 

@@ -153,22 +153,35 @@ async def take_turn(
         return Turn(head)
     if seq == head.next_seq:
         return Turn(head, seq)
-    seen_seq = head.record.seq
+    if offer is not None:
+        return await _offered_turn(storage, head, seq, operation, attempt_s, ledger)
     with contextlib.suppress(Exception):  # waiting is a hint too: then go ahead
-        seen_seq = await _wait_until_next(
-            storage, branch, seen_seq, seq, attempt_s, catch_up, offer is not None
-        )
-    if offer is None:
-        return Turn(await read_head(storage, "branch", branch), seq)
-    landed = await landed_for(storage, branch, seq, operation) if seen_seq >= seq else None
+        await _wait_until_next(storage, branch, head.record.seq, seq, attempt_s, catch_up)
+    return Turn(await read_head(storage, "branch", branch), seq)
+
+
+async def _offered_turn(
+    storage: Storage,
+    head: RefHead,
+    seq: int,
+    operation: str,
+    attempt_s: float,
+    ledger: OfferLedger | None,
+) -> Turn:
+    """The turn of a claim on ``seq`` that carries an offer: its record, if the turn before
+    landed it, or else the head to commit on."""
+    branch, record = head.name, None
+    with contextlib.suppress(Exception):  # waiting is a hint too: then go ahead
+        record = await _wait_for_offer(storage, branch, head.record.seq, seq, attempt_s)
+    if record is None or record.operation != operation:
+        head = await read_head(storage, "branch", branch)
+        if record is None and head.record is not None and head.record.seq >= seq:
+            record = await read_record(storage, "branch", branch, seq)  # landed since we looked
+    landed = record if record is not None and record.operation == operation else None
     if landed is not None:
         head = RefHead("branch", branch, landed)
-    else:
-        head = await read_head(storage, "branch", branch)
-        if head.record is not None and head.record.seq >= seq:  # landed since we looked?
-            landed = await landed_for(storage, branch, seq, operation)
-            if landed is None and ledger is not None:
-                ledger.drop_offer(seq)  # another commit holds our record: ours never will
+    elif record is not None and ledger is not None:
+        ledger.drop_offer(seq)  # another commit holds our record: ours never will
     learned = _learned(storage, branch)
     learned.unlanded_offers = 0 if landed is not None else learned.unlanded_offers + 1
     return Turn(head, seq, landed)
@@ -181,6 +194,53 @@ async def landed_for(storage: Storage, branch: str, seq: int, operation: str) ->
     return record if record is not None and record.operation == operation else None
 
 
+async def _wait_for_offer(
+    storage: Storage, branch: str, head_seq: int, seq: int, attempt_s: float
+) -> RefRecord | None:
+    """Wait for record ``seq``, which the turn before may land for us, and return it (whoever
+    wrote it); None once the record before it existed for a grace of a few attempts without
+    ours following, its claim was withdrawn, or nothing landed for a lease.
+
+    Does nothing until ours can have landed: sleeps the records still to come (ours included)
+    times the branch's pace, then reads record ``seq`` itself, one read rather than a
+    listing; only when it is not there yet does a listing tell how far the queue got.
+    """
+    learned = _learned(storage, branch)
+    pace = learned.pace_s or 2 * attempt_s
+    lease = min(max(attempt_s * _LEASE_POLLS, _MIN_LEASE_S), _MAX_LEASE_S)
+    grace = min(max(3 * attempt_s, _MIN_GRACE_S), _MAX_GRACE_S)
+    seen_seq, seen_at = head_seq, time.monotonic()
+    step = pace * (seq - head_seq) * 0.9
+    while True:
+        await asyncio.sleep(min(max(step, _MIN_POLL_S), _MAX_STEP_S) * random.uniform(0.9, 1.1))
+        record = await read_record(storage, "branch", branch, seq)
+        if record is not None:
+            learned.pace_s = _paced(pace, time.monotonic() - seen_at, seq - seen_seq, attempt_s)
+            return record
+        newest = await storage.list(ref_dir("branch", branch), limit=1)
+        now_seq, now = seq_from_record_key(newest[0]) if newest else seen_seq, time.monotonic()
+        if now_seq >= seq:  # written between the read and the listing
+            return await read_record(storage, "branch", branch, seq)
+        if now_seq > seen_seq:
+            pace = _paced(pace, now - seen_at, now_seq - seen_seq, attempt_s)
+            learned.pace_s = pace
+            seen_seq, seen_at = now_seq, now
+        elif now - seen_at > lease:
+            return None  # nothing landed for a lease: the claimant ahead seems gone
+        elif seen_seq == seq - 2 and not await storage.exists(turn_key(branch, seq - 1)):
+            return None  # withdrawn (its commit failed or went elsewhere): our turn now
+        if seen_seq == seq - 1 and now - seen_at > grace:
+            return None  # the turn before did not land ours: commit it ourselves
+        step = pace * (seq - seen_seq) * 0.75
+
+
+def _paced(pace: float, seconds: float, records: int, attempt_s: float) -> float:
+    """``pace`` updated with ``records`` seen landing in ``seconds``. Seen only when we look,
+    so an interval overstates the pace: keep it within 1-3 attempt durations (an attempt is
+    most of the work between two records)."""
+    return min(max(0.7 * pace + 0.3 * seconds / records, attempt_s), 3 * attempt_s)
+
+
 async def _wait_until_next(
     storage: Storage,
     branch: str,
@@ -188,11 +248,8 @@ async def _wait_until_next(
     seq: int,
     attempt_s: float,
     catch_up: Callable[[], Awaitable[object]] | None,
-    offered: bool = False,
-) -> int:
-    """Wait until record ``seq - 1`` exists, its claim is withdrawn, or the queue stalls;
-    ``offered``: until record ``seq`` exists, or for a grace of a few attempts beyond.
-    Returns the newest record number seen.
+) -> None:
+    """Wait until record ``seq - 1`` exists, its claim is withdrawn, or the queue stalls.
 
     Sleeps in proportion to the records still to come before ours, at the pace records have
     been landing on the branch (learned here, per branch), so a long queue costs a few head
@@ -202,36 +259,29 @@ async def _wait_until_next(
     learned = _learned(storage, branch)
     pace = learned.pace_s or 2 * attempt_s
     lease = min(max(attempt_s * _LEASE_POLLS, _MIN_LEASE_S), _MAX_LEASE_S)
-    grace = min(max(3 * attempt_s, _MIN_GRACE_S), _MAX_GRACE_S)
     seen_seq, seen_at = head_seq, time.monotonic()
     for polls in itertools.count():
         ahead = seq - 1 - seen_seq  # records still to be written before ours
-        if ahead < 0 or (ahead == 0 and (not offered or time.monotonic() - seen_at > grace)):
-            return seen_seq
-        if offered:  # the turn before lands ours: no hurry, and no catching up to do
-            step = pace * (ahead + 1) * 0.75
-        else:
-            step = pace / 8 if ahead <= 1 else pace * (ahead - 1) * 0.5
+        if ahead <= 0:
+            return
+        step = pace / 8 if ahead <= 1 else pace * (ahead - 1) * 0.5
         await asyncio.sleep(min(max(step, _MIN_POLL_S), _MAX_STEP_S) * random.uniform(0.8, 1.2))
         newest = await storage.list(ref_dir("branch", branch), limit=1)
         now_seq, now = seq_from_record_key(newest[0]) if newest else seen_seq, time.monotonic()
         if now_seq > seen_seq:
-            # Seen only when we look, so an interval overstates the pace; keep it within
-            # 1-3 attempt durations (an attempt is most of the work between two records).
-            observed = (now - seen_at) / (now_seq - seen_seq)
-            pace = min(max(0.7 * pace + 0.3 * observed, attempt_s), 3 * attempt_s)
+            pace = _paced(pace, now - seen_at, now_seq - seen_seq, attempt_s)
             learned.pace_s = pace
             seen_seq, seen_at = now_seq, now
-            if catch_up is not None and not offered and now_seq < seq - 1:
+            if catch_up is not None and now_seq < seq - 1:
                 await catch_up()  # check what landed so far now, not in our turn
         elif now - seen_at > lease:
-            return seen_seq  # nothing landed for a lease: the claimant ahead seems gone
+            return  # nothing landed for a lease: the claimant ahead seems gone
         elif (
             ahead == 1
             and polls % _CLAIM_CHECK_EVERY == _CLAIM_CHECK_EVERY - 1
             and not await storage.exists(turn_key(branch, seq - 1))
         ):
-            return seen_seq  # withdrawn (its commit failed or went elsewhere): our turn now
+            return  # withdrawn (its commit failed or went elsewhere): our turn now
 
 
 async def release(storage: Storage, turn: Turn | None) -> None:
