@@ -3,9 +3,9 @@
 # dependency that pyproject.toml admits, on the oldest Python it admits.
 #
 # What it pins: every "name>=floor" of [project].dependencies and of the extras a user installs
-# to run vrepo (s3, xarray, dask, cli) is pinned to "name==floor" (zarr, numpy, msgspec,
+# to run vrepo (s3, swift, xarray, dask, cli) is pinned to "name==floor" (zarr, numpy, msgspec,
 # zstandard, donfig, google-crc32c, s3fs, fsspec, xarray, cf_xarray, pandas, dask,
-# distributed, cloudpickle, typer, rich). Names and floors are read from pyproject.toml, so the lane cannot drift from
+# distributed, cloudpickle, typer, rich, aiohttp). Names and floors are read from pyproject.toml, so the lane cannot drift from
 # what vrepo declares; the interpreter must be the requires-python floor (3.11). Test-only
 # tools (pytest, moto, hypothesis, the sample-data packages, ...) take whatever pip resolves
 # next to those pins.
@@ -20,6 +20,8 @@
 # Arguments, if any, are passed to pytest as they are (paths relative to the repo root).
 #
 # Why some floors are where they are:
+# aiohttp 3.9.2: aiobotocore 2.x (s3fs's client) needs it; with 3.9.0-3.9.1 pip falls back to
+# an aiobotocore whose botocore predates IfNoneMatch, and conditional creates on S3 fail.
 # google-crc32c 1.7: the oldest release with wheels for both CPython 3.11 and 3.13.
 # xarray 2025.6: the first release with `align_chunks` in Dataset.to_zarr and
 # ZarrStore.open_group (2025.4.0, the release before it, has none), and already has every
@@ -71,7 +73,7 @@ if sys.version_info[:2] != tuple(map(int, python_floor.groups())):
         f" requires-python floor {'.'.join(python_floor.groups())}: set PYTHON (and delete the venv)"
     )
 extras = project["optional-dependencies"]
-requirements = project["dependencies"] + [r for e in ("s3", "xarray", "dask", "cli") for r in extras[e]]
+requirements = project["dependencies"] + [r for e in ("s3", "swift", "xarray", "dask", "cli") for r in extras[e]]
 floors: dict[str, set[str]] = {}
 for requirement in requirements:
     m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)", requirement.strip())
