@@ -137,9 +137,12 @@ def test_log_json(air):
         "written_at",
         "message",
         "metadata",
+        "author",
         "branches",
         "tags",
     }
+    author = repo.lookup_snapshot(ids["v1"]).author
+    assert first["author"] == {"name": author.name, "email": author.email} and author.name
     assert first["parent_id"] == ids["init"] and first["message"] == "first 100 years"
     assert first["metadata"] == {"source": "A1B"}
     assert first["tags"] == ["v1"] and first["branches"] == []

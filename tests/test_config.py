@@ -70,6 +70,8 @@ def test_defaults():
         "storage.s3.scatter-credentials": True,
         "read.verify-checksums": True,
         "dask.split-every": 32,
+        "user.name": None,
+        "user.email": None,
     }
     assert {name: vrepo.config.get(name) for name in vrepo.config.KEYS} == expected
     # the defaults match RepoConfig's, which the repository section feeds
@@ -132,7 +134,7 @@ def test_environment_variables_beat_files(isolated, monkeypatch):
 
 def test_location_variables_are_not_settings(isolated, monkeypatch):
     _reload(monkeypatch, VREPO_ROOT_CONFIG=str(isolated))  # VREPO_CONFIG is set too
-    assert set(vrepo.config.config.to_dict()) == {"repository", "storage", "read", "dask"}
+    assert set(vrepo.config.config.to_dict()) == {"repository", "storage", "read", "dask", "user"}
 
 
 def test_env_var_spelling_is_documented_by_each_key():

@@ -19,6 +19,7 @@ from vrepo.engine.opening import open_reference, split_reference
 from vrepo.engine.repository import Repository
 from vrepo.engine.session import ForkSession, Session
 from vrepo.engine.snapshot_info import SnapshotInfo
+from vrepo.engine.transaction import Transaction
 from vrepo.engine.tree import SnapshotTree, TreeNode
 from vrepo.errors import (
     ChunkConflictError,
@@ -40,7 +41,7 @@ from vrepo.errors import (
     UnsupportedZarrFormatError,
     VRepoError,
 )
-from vrepo.format import RefRecord, RepoConfig
+from vrepo.format import Author, RefRecord, RepoConfig
 from vrepo.storage import (
     FsspecStorage,
     LocalStorage,
@@ -103,6 +104,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ArrayChunkDiff",
     "ArrayUsage",
+    "Author",
     "ChangeSummary",
     "ChunkConflictError",
     "ConflictError",
@@ -139,6 +141,7 @@ __all__ = [
     "StorageError",
     "SwiftStorage",
     "SwiftToken",
+    "Transaction",
     "TreeNode",
     "UnsupportedZarrFormatError",
     "Usage",

@@ -61,7 +61,11 @@ class Key:
         return "VREPO_" + "__".join(p.replace("-", "_") for p in self.name.split(".")).upper()
 
     def coerce(self, value: Any) -> Any:
-        """``value`` as this key's type, or `InvalidArgumentError` saying what is allowed."""
+        """``value`` as this key's type, or `InvalidArgumentError` saying what is allowed.
+
+        None stays None for keys whose default is None (unset: see their help)."""
+        if value is None and self.default is None:
+            return None
         converted = _CONVERTERS[self.kind](value)
         if converted is None or (
             (self.low is not None and converted < self.low)
@@ -84,6 +88,8 @@ class Key:
         """What values this key takes, in words."""
         if self.kind is bool:
             return "true or false"
+        if self.kind is str:
+            return "a string"
         what = "an integer" if self.kind is int else "a number"
         if self.low is not None and self.high is not None:
             return f"{what} from {_num(self.low)} to {_num(self.high)}"
@@ -132,7 +138,20 @@ def _to_bool(value: Any) -> bool | None:
     return None
 
 
-_CONVERTERS: dict[type, Callable[[Any], Any]] = {int: _to_int, float: _to_float, bool: _to_bool}
+def _to_str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # VREPO_USER__NAME=42 reads as the int 42
+    return None
+
+
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {
+    int: _to_int,
+    float: _to_float,
+    bool: _to_bool,
+    str: _to_str,
+}
 
 # Keep in step with RepoConfig's defaults and limits (vrepo/format/repo_info.py), which this
 # module must not import, and with docs/configuration.md.
@@ -210,6 +229,19 @@ KEYS: dict[str, Key] = {
             "vrepo.dask.store and to_repo: fan-in of the change-set merge tree",
             2,
             100_000,
+        ),
+        Key(
+            "user.name",
+            None,
+            str,
+            "commits: the author's name recorded in each snapshot (unset: the operating "
+            "system's user name)",
+        ),
+        Key(
+            "user.email",
+            None,
+            str,
+            "commits: the author's email address recorded beside the name (unset: none)",
         ),
     )
 }

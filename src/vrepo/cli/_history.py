@@ -81,14 +81,24 @@ def _log_graph(
 
 
 def _log_line(info: SnapshotInfo, labels: Labels, console: Console | None) -> str:
-    """One snapshot in the log: id, time, labels and the message's first line."""
+    """One snapshot in the log: id, time, author in brackets, labels and the message's first
+    line (no brackets for a snapshot written before vrepo recorded authors)."""
     label = labels.text(info.id)
+    author = f"[{info.author}]" if info.author is not None else ""
     if console is None:
-        parts = [info.id, render.when(info.written_at), label, render.first_line(info.message)]
+        parts = [
+            info.id,
+            render.when(info.written_at),
+            author,
+            label,
+            render.first_line(info.message),
+        ]
         return " ".join(p for p in parts if p)
     from rich.markup import escape
 
     text = f"[yellow]{info.id}[/] [dim]{render.when(info.written_at)}[/]"
+    if author:
+        text += f" [cyan]{escape(author)}[/]"
     if label:
         text += f" [bold green]{escape(label)}[/]"
     return f"{text} {escape(render.first_line(info.message))}"

@@ -108,6 +108,15 @@ def record(info: SnapshotInfo, labels: Labels) -> dict[str, Any]:
         "written_at": info.written_at.isoformat(),
         "message": info.message,
         "metadata": info.metadata,
+        "author": author_record(info),
         "branches": branches,
         "tags": tags,
     }
+
+
+def author_record(info: SnapshotInfo) -> dict[str, str | None] | None:
+    """A snapshot's author as ``--json`` prints it: ``{"name", "email"}``, or null when the
+    snapshot was written before vrepo recorded authors."""
+    if info.author is None:
+        return None
+    return {"name": info.author.name, "email": info.author.email}

@@ -37,6 +37,7 @@ def show(ref: RefArg, as_json: JsonOpt = False) -> None:
         ("snapshot", info.id),
         ("parent", info.parent_id or "none (first snapshot)"),
         ("written", render.when(info.written_at)),
+        ("author", str(info.author) if info.author is not None else "unknown (not recorded)"),
         ("branches", ", ".join(branches) or "-"),
         ("tags", ", ".join(tags) or "-"),
         ("metadata", json.dumps(info.metadata, ensure_ascii=False) if info.metadata else "-"),

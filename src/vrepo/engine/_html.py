@@ -110,12 +110,13 @@ def _snapshot_row(info: SnapshotInfo) -> list[str]:
     return [
         f"<code>{_e(info.id)}</code>",
         _e(_when(info.written_at)),
+        _e(info.author) if info.author is not None else "<em>unknown</em>",
         _e(_short(info.message)),
         _e(_metadata(info.metadata)),
     ]
 
 
-_SNAPSHOT_HEADERS = ("snapshot", "written", "message", "metadata")
+_SNAPSHOT_HEADERS = ("snapshot", "written", "author", "message", "metadata")
 
 
 # --- repository ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from vrepo.engine.objects import ObjectIO
 from vrepo.engine.rebase import rebase_onto_head
 from vrepo.engine.refs import RefHead, create_record, next_record
 from vrepo.errors import ObjectNotFoundError
-from vrepo.format import Offer, OfferedChunks, RefRecord, decode_turn_claim, turn_key
+from vrepo.format import Author, Offer, OfferedChunks, RefRecord, decode_turn_claim, turn_key
 
 COMBINE_FOR_S = 1.0  # the longest a turn holder spends landing others' commits
 _AHEAD = 8  # prepared commits whose records are not written yet, at most
@@ -34,7 +34,9 @@ _MAX_OFFERED_REFS = 1000
 _MAX_OFFERED_INLINE_BYTES = 64 * 1024
 
 
-def offer_of(content: Content, message: str, metadata: dict[str, Any]) -> Offer | None:
+def offer_of(
+    content: Content, message: str, metadata: dict[str, Any], author: Author | None = None
+) -> Offer | None:
     """``content``'s changes as an `Offer`, or None unless they are chunks only and small."""
     changes = content.changes
     if changes.nodes or changes.dropped or changes.loose or not changes.chunks:
@@ -52,7 +54,7 @@ def offer_of(content: Content, message: str, metadata: dict[str, Any]) -> Offer 
         OfferedChunks(path, [list(c) for c in refs], list(refs.values()))
         for path, refs in changes.chunks.items()
     ]
-    return Offer(content.base.id, message, metadata, chunks)
+    return Offer(content.base.id, message, metadata, chunks, author)
 
 
 async def land_offers(objects: ObjectIO, head: RefHead) -> int:
@@ -129,7 +131,7 @@ async def _prepare_next(objects: ObjectIO, head: RefHead) -> tuple[RefRecord, li
     rebased = await rebase_onto_head(objects, branch, offer.base_id, content, "fail", head)
     if rebased.base is not None:
         content = Content(objects, rebased.base, changes)
-    snapshot, keys = await content.flush(offer.message, offer.metadata)
+    snapshot, keys = await content.flush(offer.message, offer.metadata, author=offer.author)
     offered = set(content.chunk_keys())  # made durable by the claimant before it offered them
     keys = [key for key in keys if key not in offered]
     return next_record(head, "commit", snapshot.id, claim.operation), keys

@@ -30,7 +30,7 @@ from vrepo.engine.refs import (
     write_record,
 )
 from vrepo.errors import ConflictError, InvalidArgumentError
-from vrepo.format import RefRecord, Snapshot
+from vrepo.format import Author, RefRecord, Snapshot
 
 Rebase = Callable[[RefHead | None], Awaitable[tuple[Content, RefHead]]]
 """Rebases the session onto a head (None: read it) and returns its new content and head."""
@@ -127,6 +127,7 @@ async def commit_changes(
     *,
     rebase: Rebase,
     unanswered: UnansweredWrites,
+    author: Author | None = None,
 ) -> Landed:
     """Publish ``content``'s changes on ``head``'s branch, rebasing after each lost race.
 
@@ -153,7 +154,7 @@ async def commit_changes(
                 await objects.make_durable(chunks)
                 durable.update(chunks)
                 welcome = turns.offers_landed(storage, branch)
-                offer = offer_of(content, message, metadata) if welcome else None
+                offer = offer_of(content, message, metadata, author) if welcome else None
                 turn = await turns.take_turn(
                     storage, branch, operation, lambda: rebase(None), offer, unanswered
                 )
@@ -166,7 +167,7 @@ async def commit_changes(
                         return Landed(landed.record, landed.snapshot, attempt + 1)
                 content, head = await rebase(turn.head)  # the head it just read
             started = time.monotonic()
-            snapshot, keys = await content.flush(message, metadata)
+            snapshot, keys = await content.flush(message, metadata, author=author)
             await objects.make_durable([k for k in keys if k not in durable])
             durable.update(keys)
             record = await unanswered.publish(objects, head, "commit", snapshot.id, operation)
@@ -191,9 +192,11 @@ async def amend_head(
     message: str,
     metadata: dict[str, Any],
     unanswered: UnansweredWrites,
+    author: Author | None = None,
 ) -> Landed:
     """Replace the head of ``branch`` (which ``content`` is based on) by a commit holding its
-    changes and ``content``'s, with the head's parent; `ConflictError` if the branch moved."""
+    changes and ``content``'s, with the head's parent, by ``author``; `ConflictError` if the
+    branch moved."""
     head = await read_head(objects.storage, "branch", branch)
     if not head.exists or head.record.snapshot_id != content.base.id:
         raise ConflictError(
@@ -203,7 +206,7 @@ async def amend_head(
     if content.base.parent_id is None:
         raise InvalidArgumentError("the repository's first commit cannot be amended")
     base_log = await objects.get_transaction_log(content.base.id)
-    snapshot, keys = await content.flush(message, metadata, amending=base_log)
+    snapshot, keys = await content.flush(message, metadata, amending=base_log, author=author)
     await objects.make_durable(keys)
     record = await unanswered.publish(objects, head, "amend", snapshot.id, new_operation())
     if record is None:

@@ -23,6 +23,7 @@ from vrepo.engine.refs import now_us
 from vrepo.errors import VRepoError
 from vrepo.format import (
     ArrayChunkChanges,
+    Author,
     ChunkRef,
     HistoryEntry,
     HistoryPageRef,
@@ -265,8 +266,9 @@ class Content:
         metadata: dict[str, Any],
         *,
         amending: TransactionLog | None = None,
+        author: Author | None = None,
     ) -> tuple[Snapshot, list[str]]:
-        """Write manifests, a snapshot and its transaction log; publish nothing.
+        """Write manifests, a snapshot (by ``author``) and its transaction log; publish nothing.
 
         With ``amending`` (the base snapshot's log), the new snapshot replaces the base: it
         takes the base's parent and a log covering both commits.
@@ -293,6 +295,7 @@ class Content:
             loose=loose,
             recent_ancestors=recent,
             ancestor_pages=pages,
+            author=author,
         )
         log = self.transaction_log(snapshot.id)
         if amending is not None:

@@ -42,7 +42,12 @@ def entry_of(snapshot: Snapshot, *, whole: bool = False) -> HistoryEntry:
     if not whole and len(msgspec.json.encode(metadata)) > MAX_INDEXED_METADATA_BYTES:
         metadata = None
     return HistoryEntry(
-        snapshot.id, snapshot.parent_id, snapshot.created_at, snapshot.message, metadata
+        snapshot.id,
+        snapshot.parent_id,
+        snapshot.created_at,
+        snapshot.message,
+        metadata,
+        snapshot.author,
     )
 
 

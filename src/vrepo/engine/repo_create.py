@@ -21,6 +21,7 @@ from vrepo.errors import (
 from vrepo.format import (
     FORMAT_VERSION,
     REPO_INFO_KEY,
+    Author,
     RepoConfig,
     RepoInfo,
     Snapshot,
@@ -56,8 +57,11 @@ def checked_config(config: object) -> RepoConfig:
     )
 
 
-async def create_repository(storage: Storage, config: RepoConfig) -> RepoInfo:
-    """Write a new repository's files; `RepositoryExistsError` if one is (or gets) there."""
+async def create_repository(
+    storage: Storage, config: RepoConfig, author: Author | None = None
+) -> RepoInfo:
+    """Write a new repository's files (the first snapshot by ``author``);
+    `RepositoryExistsError` if one is (or gets) there."""
     info = RepoInfo(format_version=FORMAT_VERSION, created_at=now_us(), config=config)
     encoded_info = encode_repo_info(info)  # fails, if at all, before anything is written
     if await storage.exists(REPO_INFO_KEY):
@@ -74,6 +78,7 @@ async def create_repository(storage: Storage, config: RepoConfig) -> RepoInfo:
         message=INITIAL_MESSAGE,
         metadata={},
         nodes=(),
+        author=author,
     )
     log = TransactionLog(first.id, (), (), (), (), (), ())
     objects = ObjectIO(storage, config)

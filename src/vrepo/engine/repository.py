@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import Any
 
 from vrepo._sync import run_sync
 from vrepo.engine import ref_admin
 from vrepo.engine._html import repository_html
+from vrepo.engine.authors import configured_author
+from vrepo.engine.conflicts import Solver
 from vrepo.engine.diff import SnapshotDiff, diff_snapshots
 from vrepo.engine.history import History, count_snapshots
 from vrepo.engine.history_index import iter_entries, newest_at_or_before
@@ -27,6 +30,7 @@ from vrepo.engine.repo_create import (
 from vrepo.engine.repo_maintenance import RepositoryMaintenance
 from vrepo.engine.session import Session
 from vrepo.engine.snapshot_info import SnapshotInfo, to_us
+from vrepo.engine.transaction import Transaction
 from vrepo.engine.tree import SnapshotTree, snapshot_tree
 from vrepo.errors import (
     InvalidArgumentError,
@@ -34,7 +38,7 @@ from vrepo.errors import (
     RepositoryExistsError,
     RepositoryNotFoundError,
 )
-from vrepo.format import REPO_INFO_KEY, RefRecord, RepoConfig, RepoInfo
+from vrepo.format import REPO_INFO_KEY, Author, RefRecord, RepoConfig, RepoInfo
 from vrepo.storage import Storage, as_storage, guarded, unguarded
 
 
@@ -64,7 +68,8 @@ class Repository(RepositoryMaintenance):
         ``repository.*`` keys, see `vrepo.config`).
         """
         storage, config = _storage_of(storage), checked_config(config)
-        return cls(storage, run_sync(create_repository(storage, config)))
+        author = configured_author()  # the first snapshot's, as a commit's
+        return cls(storage, run_sync(create_repository(storage, config, author)))
 
     @classmethod
     def open(cls, storage: Storage | str | os.PathLike[str]) -> Repository:
@@ -121,6 +126,35 @@ class Repository(RepositoryMaintenance):
         """A session that commits to ``branch``, starting from its current head."""
         head = self._existing_head("branch", branch)
         return Session(self._objects, head.record.snapshot_id, head=head, read_only=False)
+
+    def transaction(
+        self,
+        branch: str = "main",
+        *,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        author: Author | str | None = None,
+        rebase_with: Solver = "fail",
+        allow_empty: bool = False,
+    ) -> Transaction:
+        """A ``with`` block that commits its writes to ``branch`` once, or not at all.
+
+        ``with repo.transaction("main", message="...") as store:`` binds the zarr store of a
+        new writable session on the branch's head. A clean exit commits, as
+        `Session.commit` with these arguments (rebasing onto commits made meanwhile, or
+        `ConflictError`); an exception discards the changes and propagates unchanged; a
+        block that changed nothing commits nothing (unless ``allow_empty``). Keep the
+        `Transaction` to read ``tx.snapshot_id`` afterwards.
+        """
+        session = self.writable_session(branch)
+        return Transaction(
+            session,
+            message,
+            metadata,
+            author=author,
+            rebase_with=rebase_with,
+            allow_empty=allow_empty,
+        )
 
     def readonly_session(
         self,

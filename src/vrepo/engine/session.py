@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrepo._sync import run_sync
 from vrepo.engine._html import session_html
+from vrepo.engine.authors import as_author
 from vrepo.engine.changeset import ChangeSet, OnConflict
 from vrepo.engine.commit_loop import UnansweredWrites, amend_head, commit_changes
 from vrepo.engine.commit_rules import validated_metadata
@@ -30,7 +31,7 @@ from vrepo.errors import (
     ReadOnlyError,
     VRepoError,
 )
-from vrepo.format import RefRecord, Snapshot
+from vrepo.format import Author, RefRecord, Snapshot
 
 if TYPE_CHECKING:
     from zarr.abc.store import Store
@@ -164,6 +165,7 @@ class Session:
         *,
         allow_empty: bool = False,
         rebase_with: Solver = "fail",
+        author: Author | str | None = None,
     ) -> str:
         """Publish the changes as one new snapshot on the branch and return its id.
 
@@ -174,9 +176,15 @@ class Session:
         conflict and the session keeps its changes, unless ``rebase_with`` settles chunk
         conflicts: "ours" keeps this session's chunks, "theirs" keeps the other commits'.
         Metadata conflicts are never settled silently.
+
+        The snapshot records ``author`` (a `vrepo.Author` or ``"Name <email>"``), by default
+        the configured ``user.name`` / ``user.email``, else the operating system's user name:
+        set it to commit on someone else's behalf, e.g. in a service that ingests their data.
         """
         return run_sync(
-            self.commit_async(message, metadata, allow_empty=allow_empty, rebase_with=rebase_with)
+            self.commit_async(
+                message, metadata, allow_empty=allow_empty, rebase_with=rebase_with, author=author
+            )
         )
 
     async def commit_async(
@@ -186,6 +194,7 @@ class Session:
         *,
         allow_empty: bool = False,
         rebase_with: Solver = "fail",
+        author: Author | str | None = None,
     ) -> str:
         """Async form of `commit`."""
         self._check_writable()
@@ -197,6 +206,7 @@ class Session:
             )
         check_solver(rebase_with)
         metadata = validated_metadata(metadata)
+        who = as_author(author)
         content = await self._ensure_content()
         if content.changes.is_empty() and not allow_empty:
             raise NoChangesError(
@@ -211,28 +221,42 @@ class Session:
             metadata,
             rebase=lambda head: self._rebase_for_commit(rebase_with, head),
             unanswered=self._unanswered,
+            author=who,
         )
         self._advance(landed.record, landed.snapshot)
         self._commit_attempts = landed.attempts
         return landed.snapshot.id
 
-    def amend(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+    def amend(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        author: Author | str | None = None,
+    ) -> str:
         """Replace the branch's head commit with one holding its changes and this session's.
 
         Like ``git commit --amend``: the new snapshot takes the head's parent, and the branch
         history records an "amend". Only while this session is based on the branch head;
         sessions others opened on the replaced commit get `ConflictError` when they commit.
+        As in git, the amended commit keeps the author of the one it replaces unless
+        ``author`` is given (a head from before vrepo recorded authors gets the configured
+        one, as `commit` would).
         """
-        return run_sync(self._amend(message, metadata))
+        return run_sync(self._amend(message, metadata, author))
 
-    async def _amend(self, message: str, metadata: dict[str, Any] | None) -> str:
+    async def _amend(
+        self, message: str, metadata: dict[str, Any] | None, author: Author | str | None = None
+    ) -> str:
         self._check_writable()
         if (landed := await self._adopt_unanswered()) is not None:
             return landed
         metadata = validated_metadata(metadata)
         content = await self._ensure_content()
+        kept = content.base.author if author is None else None
+        who = kept if kept is not None else as_author(author)
         landed = await amend_head(
-            self._objects, self._head.name, content, message, metadata, self._unanswered
+            self._objects, self._head.name, content, message, metadata, self._unanswered, who
         )
         self._advance(landed.record, landed.snapshot)
         return landed.snapshot.id

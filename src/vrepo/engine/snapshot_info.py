@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vrepo.errors import InvalidArgumentError
-from vrepo.format import HistoryEntry, Snapshot
+from vrepo.format import Author, HistoryEntry, Snapshot
 
 
 def to_us(when: dt.datetime, name: str = "as_of") -> int:
@@ -30,13 +30,18 @@ def from_us(micros: int) -> dt.datetime:
 
 @dataclass(frozen=True)
 class SnapshotInfo:
-    """One entry of a history: a snapshot's id, parent, time, message and metadata."""
+    """One entry of a history: a snapshot's id, parent, time, message, metadata and author.
+
+    ``author`` is a `vrepo.Author` (``author.name``, ``author.email``; ``str(author)`` is
+    ``"Name <email>"``), or None for a snapshot written before vrepo recorded authors.
+    """
 
     id: str
     parent_id: str | None
     written_at: dt.datetime
     message: str
     metadata: dict[str, Any]
+    author: Author | None = None
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> SnapshotInfo:
@@ -51,4 +56,5 @@ class SnapshotInfo:
             written_at=from_us(entry.created_at),
             message=entry.message,
             metadata=dict(entry.metadata),
+            author=entry.author,
         )

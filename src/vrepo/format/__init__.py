@@ -5,6 +5,7 @@ with a versioned header, compression and an integrity checksum (see `envelope`),
 CRC-32C that chunk refs record of their chunks (`checksum`).
 """
 
+from vrepo.format.author import Author
 from vrepo.format.checksum import crc32c
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.envelope import (
@@ -117,6 +118,7 @@ __all__ = [
     "REPO_INFO_KEY",
     "TURNS_PREFIX",
     "ArrayChunkChanges",
+    "Author",
     "ChunkRef",
     "ExpiryRecord",
     "FileType",

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from vrepo.format.author import Author
 from vrepo.format.envelope import FileType, StructFile
 
 RECENT_ANCESTORS = 16  # carried in every snapshot; then they move to a page
@@ -25,10 +26,13 @@ MAX_INDEXED_METADATA_BYTES = 2048  # larger metadata stays in its snapshot only
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, array_like=True):
-    """One ancestor: id, parent, time (microseconds since the epoch, UTC), message, metadata.
+    """One ancestor: id, parent, time (microseconds since the epoch, UTC), message, metadata,
+    author.
 
     ``metadata`` is None when it is larger than `MAX_INDEXED_METADATA_BYTES` as JSON: it is
     then read from the snapshot itself, so big metadata is not copied into later snapshots.
+    ``author`` is last and optional: entries written before authors have five elements (and
+    a vrepo from then reads six, ignoring the last, as msgspec does for array-like structs).
     """
 
     id: str
@@ -36,6 +40,7 @@ class HistoryEntry(msgspec.Struct, frozen=True, array_like=True):
     created_at: int
     message: str
     metadata: dict[str, Any] | None
+    author: Author | None = None
 
 
 class HistoryPageRef(msgspec.Struct, frozen=True, array_like=True):

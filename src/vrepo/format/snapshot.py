@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from vrepo.format.author import Author
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.envelope import FileType, StructFile
 from vrepo.format.history import HistoryEntry, HistoryPageRef
@@ -63,6 +64,8 @@ class Snapshot(msgspec.Struct, frozen=True):
     its newest ancestors themselves, parent first, then the pages listing older ones, newest
     first. After the oldest entry, or when there is none, a walk goes on from that entry's
     (or this snapshot's) parent: a snapshot written before the index, or by a vrepo without it.
+    ``author`` is who committed it; None in snapshots written before vrepo recorded authors
+    (an optional field: older readers skip it, newer ones read its absence as None).
     """
 
     id: str
@@ -74,6 +77,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     loose: tuple[LooseObject, ...] = ()
     recent_ancestors: tuple[HistoryEntry, ...] = ()
     ancestor_pages: tuple[HistoryPageRef, ...] = ()
+    author: Author | None = None
 
     def __post_init__(self) -> None:
         paths = [n.path for n in self.nodes]

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from vrepo.format.author import Author
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.envelope import FileType, RecordFile
 from vrepo.format.ids import is_valid_id
@@ -34,12 +35,14 @@ class OfferedChunks(msgspec.Struct, frozen=True):
 
 
 class Offer(msgspec.Struct, frozen=True):
-    """A commit that changes only chunks, offered for another committer to land."""
+    """A commit that changes only chunks, offered for another committer to land (with its
+    own author: the lander records the claimant's, not its own)."""
 
     base_id: str
     message: str
     metadata: dict[str, Any]
     chunks: list[OfferedChunks]
+    author: Author | None = None
 
     def __post_init__(self) -> None:
         if not is_valid_id(self.base_id):
