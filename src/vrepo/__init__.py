@@ -82,6 +82,7 @@ _LAZY_NAMES = {
     "SwiftStorage": "vrepo.storage",
     "SwiftToken": "vrepo.storage",
     "VRepoStore": "vrepo.zarr.store",
+    "import_zarr": "vrepo.importing",
 }
 _LAZY_MODULES = {"xarray": "vrepo.xarray", "dask": "vrepo.dask"}
 
@@ -148,6 +149,7 @@ __all__ = [
     "VRepoError",
     "VRepoStore",
     "fsspec_storage",
+    "import_zarr",
     "local_storage",
     "memory_storage",
     "open_reference",

@@ -32,6 +32,7 @@ HINT_KINDS = {
     "set-config": "change the configuration key (params: key, env_var, path)",
     "s3-credentials": "give S3 credentials or ask for anonymous access",
     "list-snapshots": "look up snapshot ids in the history",
+    "import-elsewhere": "import into another group or branch",
 }
 
 

@@ -50,6 +50,8 @@ def _advice(hint: Hint) -> str | None:
             )
         case "list-snapshots":
             return f"find ids with 'vrepo log {_repo(hint)}'"
+        case "import-elsewhere":
+            return "import into a new group (--group GROUP) or another branch (--branch BRANCH)"
     return None
 
 

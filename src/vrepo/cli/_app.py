@@ -1,9 +1,9 @@
 """The root ``vrepo`` app: global options, error handling and exit codes, and `run`.
 
 Each command group lives in its own module with its own typer app, which this module
-registers: `vrepo.cli._repository` (init), `vrepo.cli._history` (log), `vrepo.cli._snapshot`
-(show, diff, ls, tree), `vrepo.cli._maintenance` (expire, gc, du), `vrepo.cli._branch`,
-`vrepo.cli._tag` and `vrepo.cli._config`.
+registers: `vrepo.cli._repository` (init), `vrepo.cli._import` (import), `vrepo.cli._history`
+(log), `vrepo.cli._snapshot` (show, diff, ls, tree), `vrepo.cli._maintenance` (expire, gc,
+du), `vrepo.cli._branch`, `vrepo.cli._tag` and `vrepo.cli._config`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from vrepo.cli._branch import commands as branch_commands
 from vrepo.cli._config import commands as config_commands
 from vrepo.cli._convert import plain_conversions, untyped_flags
 from vrepo.cli._history import commands as history_commands
+from vrepo.cli._import import commands as import_commands
 from vrepo.cli._maintenance import commands as maintenance_commands
 from vrepo.cli._options import STORAGE_OPTIONS, storage_options
 from vrepo.cli._repository import commands as repository_commands
@@ -79,7 +80,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # unnamed groups add their commands to the root: the order here is the order of --help
-for group in (repository_commands, history_commands, snapshot_commands, maintenance_commands):
+for group in (
+    repository_commands,
+    import_commands,
+    history_commands,
+    snapshot_commands,
+    maintenance_commands,
+):
     app.add_typer(group)
 app.add_typer(branch_commands, name="branch")
 app.add_typer(tag_commands, name="tag")
