@@ -445,3 +445,34 @@ def test_cli_on_swift(swift_server, container, monkeypatch, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "Repository initialized" in result.stdout
     assert KEY not in result.output
+
+
+def test_refs_on_s3_data_in_swift(swift_server, container, moto_server) -> None:
+    """The other home the issue names for refs: an S3 bucket (real moto server), whose
+    conditional create is atomic, while every chunk and snapshot lives in Swift."""
+    refs = moto_server.storage(moto_server.pool.take(), "refs")
+    storage = login(swift_server, container, "s3refs", refs_storage=refs)
+    assert isinstance(storage, RoutedStorage) and storage.supports_atomic_create
+    repo = vrepo.Repository.create(storage)
+    errors: list[BaseException] = []
+
+    def commit(i: int) -> None:
+        try:
+            _write(vrepo.Repository.open(storage), f"v{i}", float(i), f"writer {i}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(list(repo.ancestry(branch="main"))) == 4  # the root and three commits
+    names = swift_server.names(container)
+    assert any(n.startswith("s3refs/chunks/") for n in names)
+    assert not any(n.startswith(("s3refs/refs/", "s3refs/repo.json")) for n in names)
+    ref_keys = asyncio.run(refs.list(REFS_PREFIX))
+    assert any(k.startswith("refs/branch.main/") for k in ref_keys)
+    assert asyncio.run(refs.exists(REPO_INFO_KEY))
+    assert not asyncio.run(refs.list("chunks/"))
