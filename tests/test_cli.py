@@ -456,10 +456,12 @@ def test_global_config_option_lasts_one_invocation(user_config, tmp_path):
 def test_rich_output_on_a_terminal(air, monkeypatch):
     from rich.console import Console
 
+    from vrepo.cli import _render  # loaded by the commands only: not there when run alone
+
     path = air[0]
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=200, highlight=False)
-    monkeypatch.setattr(vrepo.cli._render, "console", lambda: console)
+    monkeypatch.setattr(_render, "console", lambda: console)
     run("ls", f"{path}@dev")
     tree = buffer.getvalue()
     assert "\x1b[" in tree  # styled

@@ -99,6 +99,31 @@ def test_v2_metadata_is_converted_by_zarrs_migration(sources, tmp_path):
     assert "consolidated_metadata" not in root  # it would go stale with the next commit
 
 
+def test_a_lone_v2_array_with_slash_keys_f_order_and_no_fill_value(tmp_path):
+    import zarr
+
+    source = zarr.create_array(
+        tmp_path / "arr.zarr",
+        shape=(4, 6),
+        chunks=(2, 3),
+        dtype="i2",
+        zarr_format=2,
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+        fill_value=None,
+        compressors=None,
+        order="F",
+    )
+    source[:] = np.arange(24).reshape(4, 6)
+    vrepo.import_zarr(tmp_path / "arr.zarr", tmp_path / "r", group="x/y", progress=False)
+    session = vrepo.Repository.open(tmp_path / "r").readonly_session(branch="main")
+    copied = zarr.open_array(session.store, path="x/y", mode="r")
+    np.testing.assert_array_equal(copied[:], source[:])
+    doc = json.loads(stored(session, "x/y/zarr.json"))
+    assert doc["chunk_key_encoding"] == {"name": "v2", "configuration": {"separator": "/"}}
+    assert [c["name"] for c in doc["codecs"]] == ["transpose", "bytes"]
+    assert stored(session, "x/y/0/1") == (tmp_path / "arr.zarr" / "0" / "1").read_bytes()
+
+
 def test_import_into_groups_of_a_repository_with_data(sources, tmp_path):
     repo = vrepo.Repository.create(tmp_path / "r")
     first = vrepo.import_zarr(sources[3], repo, group="v3", message="v3 copy")

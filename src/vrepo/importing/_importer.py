@@ -48,17 +48,17 @@ def import_zarr(
     ``message`` defaults to ``"import SOURCE"``. ``progress`` shows a progress bar (by
     default when a terminal or Jupyter watches).
     """
-    repository = _repository(repo, storage_options)
+    from zarr.core.buffer import default_buffer_prototype
+
     path = group_path(group)
+    repository = _repository(repo, storage_options)
+    session = repository.writable_session(branch)
+    existing = repository.list_nodes(session.snapshot_id)  # what this session starts from
+    check_free(path, existing, branch)
     store = open_source(source, source_options)
     described = _described(source)
     listing = run_sync(list_source(store, described))
     documents = to_v3(listing.metadata) if listing.zarr_format == 2 else listing.metadata
-    existing = repository.list_nodes(branch)
-    check_free(path, existing, branch)
-    session = repository.writable_session(branch)
-    from zarr.core.buffer import default_buffer_prototype
-
     buffer = default_buffer_prototype().buffer
     for key, data in sorted(placed(documents, path, existing).items()):
         session.store.set_sync(key, buffer.from_bytes(data))  # type: ignore[attr-defined]

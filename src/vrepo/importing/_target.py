@@ -20,7 +20,7 @@ def group_path(group: str | None) -> str:
         return "/"
     if not isinstance(group, str):
         raise InvalidArgumentError(f"group must be a str such as 'a/b', not {type(group).__name__}")
-    parts = [part for part in group.strip("/").split("/")] if group.strip("/") else []
+    parts = group.strip("/").split("/") if group.strip("/") else []
     bad = [p for p in parts if p in ("", ".", "..") or "\\" in p or not p.isprintable()]
     if bad:
         raise InvalidArgumentError(
