@@ -75,7 +75,8 @@ def placed(documents: Mapping[str, bytes], path: str, existing: list[NodeInfo]) 
 
 def _without_consolidated(data: bytes) -> bytes:
     doc = json.loads(data)
-    if doc.get("node_type") != "group" or doc.get("consolidated_metadata") is None:
+    # zarr 3.1.3's migration writes the key as null; later releases leave it out
+    if doc.get("node_type") != "group" or "consolidated_metadata" not in doc:
         return data
     doc.pop("consolidated_metadata")
     return json.dumps(doc).encode()
