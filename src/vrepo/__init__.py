@@ -15,6 +15,7 @@ from vrepo.engine.content import ChangeSummary
 from vrepo.engine.diff import ArrayChunkDiff, SnapshotDiff
 from vrepo.engine.history import History
 from vrepo.engine.listing import NodeInfo
+from vrepo.engine.merge import MergeResult
 from vrepo.engine.opening import open_reference, split_reference
 from vrepo.engine.repository import Repository
 from vrepo.engine.session import ForkSession, Session
@@ -119,6 +120,7 @@ __all__ = [
     "InvalidRefNameError",
     "LocalStorage",
     "MemoryStorage",
+    "MergeResult",
     "NoChangesError",
     "NodeInfo",
     "ObjectNotFoundError",

@@ -33,6 +33,7 @@ HINT_KINDS = {
     "s3-credentials": "give S3 credentials or ask for anonymous access",
     "list-snapshots": "look up snapshot ids in the history",
     "import-elsewhere": "import into another group or branch",
+    "settle-merge": "settle a merge's conflicts by a strategy, or make the branches agree",
 }
 
 

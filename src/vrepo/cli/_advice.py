@@ -52,6 +52,12 @@ def _advice(hint: Hint) -> str | None:
             return f"find ids with 'vrepo log {_repo(hint)}'"
         case "import-elsewhere":
             return "import into a new group (--group GROUP) or another branch (--branch BRANCH)"
+        case "settle-merge":
+            return (
+                "settle chunk and object conflicts with '--strategy source-wins' or "
+                "'--strategy dest-wins', metadata conflicts with '--metadata-strategy' "
+                "likewise, or change one branch so they agree and merge again"
+            )
     return None
 
 

@@ -222,6 +222,13 @@ class ChunkChanges(MutableMapping[Coords, ChunkRef | None]):
         return (_of_parts, state)
 
 
+def changes_of_columns(ndim: int, written: Manifest, deleted: np.ndarray) -> ChunkChanges:
+    """A change writing the refs of ``written`` and deleting the (k, ndim) coordinates
+    ``deleted`` (they share no coordinate), held as columns from the start."""
+    gone = set(map(tuple, deleted.tolist()))
+    return _of_parts(ndim, {}, [written] if len(written) else [], gone, 0)
+
+
 def _of_dict(recent: dict[Coords, ChunkRef | None]) -> ChunkChanges:
     changes = ChunkChanges(len(next(iter(recent))) if recent else None)
     changes._recent = recent

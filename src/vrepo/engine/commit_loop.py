@@ -128,8 +128,12 @@ async def commit_changes(
     rebase: Rebase,
     unanswered: UnansweredWrites,
     author: Author | None = None,
+    merged_parents: tuple[str, ...] = (),
 ) -> Landed:
     """Publish ``content``'s changes on ``head``'s branch, rebasing after each lost race.
+
+    A merge commit (``merged_parents``) is never offered to another committer to land: its
+    snapshot must name its parents, which an offer's change set does not carry.
 
     Raises `ConflictError` when a rebase finds overlapping changes, or after the
     repository's ``commit_retries`` lost races.
@@ -153,7 +157,7 @@ async def commit_changes(
                 chunks = [k for k in content.chunk_keys() if k not in durable]
                 await objects.make_durable(chunks)
                 durable.update(chunks)
-                welcome = turns.offers_landed(storage, branch)
+                welcome = turns.offers_landed(storage, branch) and not merged_parents
                 offer = offer_of(content, message, metadata, author) if welcome else None
                 turn = await turns.take_turn(
                     storage, branch, operation, lambda: rebase(None), offer, unanswered
@@ -167,7 +171,9 @@ async def commit_changes(
                         return Landed(landed.record, landed.snapshot, attempt + 1)
                 content, head = await rebase(turn.head)  # the head it just read
             started = time.monotonic()
-            snapshot, keys = await content.flush(message, metadata, author=author)
+            snapshot, keys = await content.flush(
+                message, metadata, author=author, merged_parents=merged_parents
+            )
             await objects.make_durable([k for k in keys if k not in durable])
             durable.update(keys)
             record = await unanswered.publish(objects, head, "commit", snapshot.id, operation)

@@ -25,6 +25,7 @@ ConflictKind = Literal[
     "node_created_twice",
     "update_of_deleted_node",
     "delete_of_updated_node",
+    "appended_on_both",
 ]
 Solver = Literal["fail", "ours", "theirs"]
 SOLVERS: tuple[Solver, ...] = ("fail", "ours", "theirs")
@@ -36,16 +37,19 @@ _EXPLAIN = {
     "node_created_twice": "created by both, differently",
     "update_of_deleted_node": "changed here, but deleted by the other commit",
     "delete_of_updated_node": "deleted here, but changed by the other commit",
+    "appended_on_both": "appended to along one dimension on both branches",
 }
 
 
 @dataclass(frozen=True)
 class Conflict:
-    """One conflict: its kind, the node path (or object key) and, for chunks, coordinates."""
+    """One conflict: its kind, the node path (or object key), for chunks their coordinates,
+    and a detail where the kind has one (the dimension of ``appended_on_both``)."""
 
     kind: ConflictKind
     path: str
     chunks: tuple[tuple[int, ...], ...] = field(default=())
+    detail: str = ""
 
     @property
     def solvable(self) -> bool:
@@ -54,6 +58,11 @@ class Conflict:
 
     def __str__(self) -> str:
         text = f"{self.path}: {_EXPLAIN[self.kind]}"
+        if self.kind == "appended_on_both":
+            text += (
+                f" ({self.detail!r}): the two appends would overlap; merge without one of"
+                " them, then append its data again after the other's"
+            )
         if self.chunks:
             shown = ", ".join(map(str, self.chunks[:8]))
             more = f" and {len(self.chunks) - 8} more" if len(self.chunks) > 8 else ""

@@ -267,8 +267,10 @@ class Content:
         *,
         amending: TransactionLog | None = None,
         author: Author | None = None,
+        merged_parents: tuple[str, ...] = (),
     ) -> tuple[Snapshot, list[str]]:
-        """Write manifests, a snapshot (by ``author``) and its transaction log; publish nothing.
+        """Write manifests, a snapshot (by ``author``; a merge commit of ``merged_parents``
+        when given) and its transaction log; publish nothing.
 
         With ``amending`` (the base snapshot's log), the new snapshot replaces the base: it
         takes the base's parent and a log covering both commits.
@@ -296,6 +298,7 @@ class Content:
             recent_ancestors=recent,
             ancestor_pages=pages,
             author=author,
+            merged_parents=merged_parents,
         )
         log = self.transaction_log(snapshot.id)
         if amending is not None:

@@ -227,13 +227,21 @@ def _columns_of(manifests: list[Manifest], ndim: int) -> _Columns:
 
 def _compare_columns(old: _Columns, new: _Columns) -> tuple[int, int, int]:
     """(added, changed, removed) chunk counts from ``old`` to ``new``, all in numpy."""
+    added, changed, removed = _row_changes(old, new)
+    return len(added), len(changed), len(removed)
+
+
+def _row_changes(old: _Columns, new: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows added (indices into ``new``), changed (into ``new``: a different ref at the same
+    coordinates) and removed (into ``old``), all in numpy."""
     keys_old, keys_new = _comparable_keys(old.coords, new.coords)
     common, i_old, i_new = np.intersect1d(
         keys_old, keys_new, assume_unique=True, return_indices=True
     )
-    added, removed = len(keys_new) - len(common), len(keys_old) - len(common)
+    added = np.setdiff1d(np.arange(len(keys_new)), i_new, assume_unique=True)
+    removed = np.setdiff1d(np.arange(len(keys_old)), i_old, assume_unique=True)
     if not len(common):
-        return added, 0, removed
+        return added, i_new, removed
     ids_old, ids_new = old.ids[i_old], new.ids[i_new]
     inline_old, inline_new = ~ids_old.any(axis=1), ~ids_new.any(axis=1)
     len_old, len_new = old.lengths[i_old], new.lengths[i_new]
@@ -246,7 +254,36 @@ def _compare_columns(old: _Columns, new: _Columns) -> tuple[int, int, int]:
         differs[both_inline] = _payloads_differ(
             old.blob, off_old[both_inline], new.blob, off_new[both_inline], len_old[both_inline]
         )
-    return added, int(differs.sum()), removed
+    return added, i_new[differs], removed
+
+
+@dataclass(frozen=True)
+class ChunkDelta:
+    """One array's chunks that differ from one version to another, as (k, ndim) uint64
+    coordinates: ``written`` holds a ref in the new version (added or changed), ``removed``
+    only in the old one."""
+
+    written: np.ndarray
+    removed: np.ndarray
+
+    def coords(self) -> np.ndarray:
+        """Every chunk that differs."""
+        return np.concatenate([self.written, self.removed])
+
+
+async def chunk_delta(
+    objects: ObjectIO, old: tuple[ManifestRef, ...], new: tuple[ManifestRef, ...], ndim: int
+) -> ChunkDelta:
+    """The chunks that differ between two versions of an array with one chunk layout (their
+    manifests), reading only the manifests the two do not share."""
+    shared = {m.id for m in old} & {m.id for m in new}
+    a, b = await asyncio.gather(
+        _columns(objects, [m for m in old if m.id not in shared], ndim),
+        _columns(objects, [m for m in new if m.id not in shared], ndim),
+    )
+    added, changed, removed = _row_changes(a, b)
+    written = np.sort(np.concatenate([added, changed]))
+    return ChunkDelta(b.coords[written], a.coords[removed])
 
 
 def _comparable_keys(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -284,4 +321,4 @@ def _payloads_differ(
     return np.add.reduceat(unequal, starts) > 0
 
 
-__all__ = ["ArrayChunkDiff", "SnapshotDiff", "diff_snapshots"]
+__all__ = ["ArrayChunkDiff", "ChunkDelta", "SnapshotDiff", "chunk_delta", "diff_snapshots"]

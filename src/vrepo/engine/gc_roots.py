@@ -108,9 +108,12 @@ async def _read_claim(objects: ObjectIO, key: str) -> TurnClaim | None:
 async def retained_from(
     objects: ObjectIO, roots: Iterable[str], cuts: Mapping[str, str], seen: set[str]
 ) -> None:
-    """Add to ``seen`` the roots and their histories under ``cuts``. A walk ends at a
-    snapshot seen already, or at one a collection deleted (it was expired)."""
-    for root in roots:
+    """Add to ``seen`` the roots and their histories under ``cuts``, through every parent
+    of merge commits too. A walk ends at a snapshot seen already, or at one a collection
+    deleted (it was expired)."""
+    pending = list(roots)
+    while pending:
+        root = pending.pop()
         if root in seen:
             continue
         try:
@@ -118,5 +121,6 @@ async def retained_from(
                 if entry.id in seen:
                     break
                 seen.add(entry.id)
+                pending.extend(entry.merged_parents)
         except SnapshotNotFoundError:
             continue

@@ -6,14 +6,13 @@ entries as a table in notebooks without using them up.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from vrepo._sync import run_sync
 from vrepo.engine._html import COUNT_LIMIT, history_html
-from vrepo.engine.history_cuts import current_cuts
-from vrepo.engine.history_index import walk_index
+from vrepo.engine.ancestors import iter_ancestors
 
 if TYPE_CHECKING:
     from vrepo.engine.objects import ObjectIO
@@ -23,18 +22,9 @@ DISPLAY_LIMIT = 20
 
 
 def count_snapshots(objects: ObjectIO, start: str, limit: int = COUNT_LIMIT) -> int:
-    """How many snapshots the history from ``start`` has (expiry's cuts applied), counting
-    at most ``limit`` + 1: from the history index, reading no snapshot's metadata."""
-
-    async def count() -> int:
-        n = 0
-        async for _ in walk_index(objects, start, await current_cuts(objects)):
-            n += 1
-            if n > limit:
-                break
-        return n
-
-    return run_sync(count())
+    """How many snapshots the history from ``start`` has, through every parent (expiry's
+    cuts applied), counting at most ``limit`` + 1."""
+    return sum(1 for _ in itertools.islice(iter_ancestors(objects, start), limit + 1))
 
 
 class History(Iterator["SnapshotInfo"]):

@@ -48,6 +48,7 @@ def entry_of(snapshot: Snapshot, *, whole: bool = False) -> HistoryEntry:
         snapshot.message,
         metadata,
         snapshot.author,
+        snapshot.merged_parents,
     )
 
 

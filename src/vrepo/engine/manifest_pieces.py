@@ -121,6 +121,14 @@ def _in_order(refs: list[ManifestRef]) -> tuple[ManifestRef, ...]:
     return tuple(sorted(refs, key=lambda m: m.piece))
 
 
+async def merged_manifest(
+    objects: ObjectIO, manifests: tuple[ManifestRef, ...], ndim: int
+) -> Manifest:
+    """All the chunk refs of an array (its manifests, or pieces) as one manifest."""
+    loaded = await asyncio.gather(*(objects.get_manifest(m.id) for m in manifests))
+    return loaded[0] if len(loaded) == 1 else _merged(ndim, loaded)
+
+
 def _merged(ndim: int, manifests: Sequence[Manifest]) -> Manifest:
     """Several whole manifests as one (never written by vrepo, but allowed by the format)."""
     merged = Manifest.empty(ndim)

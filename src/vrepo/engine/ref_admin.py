@@ -88,6 +88,14 @@ async def reset_branch(objects: ObjectIO, name: str, snapshot_id: str) -> None:
         raise ConflictError(f"branch {name!r} moved while resetting it; try again")
 
 
+async def move_if_at(objects: ObjectIO, head: RefHead, snapshot_id: str) -> bool:
+    """Move branch ``head.name`` to ``snapshot_id`` only if it is still at ``head`` (as read);
+    False when it moved meanwhile. (A merge's fast-forward: nothing it did not see is lost.)"""
+    if await _write(objects, head, "reset", snapshot_id) is not None:
+        return True
+    return (await existing_head(objects, "branch", head.name)).record.snapshot_id == snapshot_id
+
+
 async def create_tag(objects: ObjectIO, name: str, snapshot_id: str) -> None:
     """Tag ``snapshot_id`` as ``name``; a tag's name is never reused, even once deleted."""
     snapshot_id = await target_of(objects, snapshot_id)

@@ -12,12 +12,14 @@ from typing import Any
 from vrepo._sync import run_sync
 from vrepo.engine import ref_admin
 from vrepo.engine._html import repository_html
+from vrepo.engine.ancestors import iter_ancestors
 from vrepo.engine.authors import configured_author
 from vrepo.engine.conflicts import Solver
 from vrepo.engine.diff import SnapshotDiff, diff_snapshots
 from vrepo.engine.history import History, count_snapshots
-from vrepo.engine.history_index import iter_entries, newest_at_or_before
+from vrepo.engine.history_index import newest_at_or_before
 from vrepo.engine.listing import NodeInfo, list_nodes
+from vrepo.engine.merge import MergeResult, merge_into, revert_on
 from vrepo.engine.objects import ObjectIO
 from vrepo.engine.reference import resolve_revision
 from vrepo.engine.refs import RefHead, RefKind, history, list_names
@@ -30,6 +32,7 @@ from vrepo.engine.repo_create import (
 from vrepo.engine.repo_maintenance import RepositoryMaintenance
 from vrepo.engine.session import Session
 from vrepo.engine.snapshot_info import SnapshotInfo, to_us
+from vrepo.engine.three_way import Strategy
 from vrepo.engine.transaction import Transaction
 from vrepo.engine.tree import SnapshotTree, snapshot_tree
 from vrepo.errors import (
@@ -200,11 +203,12 @@ class Repository(RepositoryMaintenance):
     ) -> History:
         """The snapshots from a ref (default: branch ``main``) back to the first, newest first.
 
-        A lazy iterator (read from the history index as you go) that displays as a table in
-        notebooks.
+        Through every parent: after a merge, the merged branch's commits are listed too,
+        interleaved by time. A lazy iterator (read from the history index as you go) that
+        displays as a table in notebooks.
         """
         start, _ = self._resolve(branch, tag, snapshot_id)
-        entries = map(SnapshotInfo.from_entry, iter_entries(self._objects, start))
+        entries = map(SnapshotInfo.from_entry, iter_ancestors(self._objects, start))
         return History(entries, start, lambda: count_snapshots(self._objects, start))
 
     def resolve(self, ref: str) -> str:
@@ -227,6 +231,73 @@ class Repository(RepositoryMaintenance):
         """
         from_id = None if from_ref is None else self.resolve(from_ref)
         return run_sync(self._diff(from_id, self.resolve(to_ref)))
+
+    # --- merges --------------------------------------------------------------------------
+
+    def merge(
+        self,
+        source: str,
+        into: str = "main",
+        *,
+        message: str | None = None,
+        strategy: Strategy = "fail",
+        metadata_strategy: Strategy = "fail",
+        author: Author | str | None = None,
+        fast_forward: bool = True,
+    ) -> MergeResult:
+        """Merge ``source`` (a branch, tag or any revision) into branch ``into``.
+
+        A three-way merge against the newest common ancestor, at node, metadata and chunk
+        granularity: what one side changed since then is taken, the same change on both is
+        taken once, and different changes to one chunk, one opaque object or one node's
+        metadata (or a node deleted on one side and changed on the other) are conflicts:
+        `ConflictError` lists them all and nothing is committed. ``strategy="source-wins"``
+        or ``"dest-wins"`` settles chunk and object conflicts, ``metadata_strategy`` likewise
+        metadata ones; appends along one dimension on both sides are never merged. No chunk
+        is copied: the merge commit points at the source's chunks.
+
+        When ``into`` has not moved since the common ancestor the branch is fast-forwarded to
+        the source (``fast_forward=False``: a merge commit all the same); when the source is
+        in ``into``'s history already nothing changes. Otherwise the merge commit has two
+        parents, ``into``'s head and the source (`SnapshotInfo.parent_ids`), and commits like
+        a session: rebased over commits landing meanwhile, or `ConflictError`.
+        """
+        return merge_into(
+            self._objects,
+            source,
+            into,
+            message=message,
+            strategy=strategy,
+            metadata_strategy=metadata_strategy,
+            author=author,
+            fast_forward=fast_forward,
+        )
+
+    def revert(
+        self,
+        snapshot: str,
+        branch: str = "main",
+        *,
+        message: str | None = None,
+        strategy: Strategy = "fail",
+        metadata_strategy: Strategy = "fail",
+        author: Author | str | None = None,
+    ) -> MergeResult:
+        """Commit on ``branch`` the inverse of one snapshot's changes (any revision naming it).
+
+        A three-way merge with that snapshot as the base and its parent as the source, so
+        later changes to the same chunks or metadata conflict as in `merge` (settled by the
+        same strategies). A merge commit is reverted against its first parent.
+        """
+        return revert_on(
+            self._objects,
+            snapshot,
+            branch,
+            message=message,
+            strategy=strategy,
+            metadata_strategy=metadata_strategy,
+            author=author,
+        )
 
     def list_nodes(self, ref: str = "main") -> list[NodeInfo]:
         """The groups and arrays of a revision (see `resolve`), sorted by path.

@@ -195,8 +195,9 @@ class Session:
         allow_empty: bool = False,
         rebase_with: Solver = "fail",
         author: Author | str | None = None,
+        _merged_parents: tuple[str, ...] = (),
     ) -> str:
-        """Async form of `commit`."""
+        """Async form of `commit`. (``_merged_parents``: `Repository.merge`'s, internal.)"""
         self._check_writable()
         if (landed := await self._adopt_unanswered()) is not None:
             return landed
@@ -222,6 +223,7 @@ class Session:
             rebase=lambda head: self._rebase_for_commit(rebase_with, head),
             unanswered=self._unanswered,
             author=who,
+            merged_parents=_merged_parents,
         )
         self._advance(landed.record, landed.snapshot)
         self._commit_attempts = landed.attempts

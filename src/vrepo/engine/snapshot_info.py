@@ -34,6 +34,8 @@ class SnapshotInfo:
 
     ``author`` is a `vrepo.Author` (``author.name``, ``author.email``; ``str(author)`` is
     ``"Name <email>"``), or None for a snapshot written before vrepo recorded authors.
+    ``merged_parent_ids`` are a merge commit's other parents (the merged branches' heads);
+    ``parent_ids`` lists every parent, ``parent_id`` first.
     """
 
     id: str
@@ -42,6 +44,18 @@ class SnapshotInfo:
     message: str
     metadata: dict[str, Any]
     author: Author | None = None
+    merged_parent_ids: tuple[str, ...] = ()
+
+    @property
+    def parent_ids(self) -> tuple[str, ...]:
+        """Every parent: the first (``parent_id``), then the merged ones; () for the first."""
+        first = () if self.parent_id is None else (self.parent_id,)
+        return (*first, *self.merged_parent_ids)
+
+    @property
+    def is_merge(self) -> bool:
+        """Whether this snapshot merged other branches (it has several parents)."""
+        return bool(self.merged_parent_ids)
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> SnapshotInfo:
@@ -57,4 +71,5 @@ class SnapshotInfo:
             message=entry.message,
             metadata=dict(entry.metadata),
             author=entry.author,
+            merged_parent_ids=tuple(entry.merged_parents),
         )

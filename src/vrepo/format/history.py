@@ -27,12 +27,13 @@ MAX_INDEXED_METADATA_BYTES = 2048  # larger metadata stays in its snapshot only
 
 class HistoryEntry(msgspec.Struct, frozen=True, array_like=True):
     """One ancestor: id, parent, time (microseconds since the epoch, UTC), message, metadata,
-    author.
+    author, and the other parents of a merge commit.
 
     ``metadata`` is None when it is larger than `MAX_INDEXED_METADATA_BYTES` as JSON: it is
     then read from the snapshot itself, so big metadata is not copied into later snapshots.
     ``author`` is last and optional: entries written before authors have five elements (and
     a vrepo from then reads six, ignoring the last, as msgspec does for array-like structs).
+    ``merged_parents`` (the seventh, optional likewise) lists a merge commit's other parents.
     """
 
     id: str
@@ -41,6 +42,7 @@ class HistoryEntry(msgspec.Struct, frozen=True, array_like=True):
     message: str
     metadata: dict[str, Any] | None
     author: Author | None = None
+    merged_parents: tuple[str, ...] = ()
 
 
 class HistoryPageRef(msgspec.Struct, frozen=True, array_like=True):

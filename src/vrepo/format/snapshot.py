@@ -66,6 +66,9 @@ class Snapshot(msgspec.Struct, frozen=True):
     (or this snapshot's) parent: a snapshot written before the index, or by a vrepo without it.
     ``author`` is who committed it; None in snapshots written before vrepo recorded authors
     (an optional field: older readers skip it, newer ones read its absence as None).
+    ``merged_parents`` are the other parents of a merge commit (`Repository.merge`): the
+    heads of the branches merged into ``parent_id``'s line; empty for every other commit
+    (optional too: snapshots written before merges have none).
     """
 
     id: str
@@ -78,8 +81,11 @@ class Snapshot(msgspec.Struct, frozen=True):
     recent_ancestors: tuple[HistoryEntry, ...] = ()
     ancestor_pages: tuple[HistoryPageRef, ...] = ()
     author: Author | None = None
+    merged_parents: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.merged_parents and self.parent_id is None:
+            raise ValueError("a merge snapshot has a first parent")
         paths = [n.path for n in self.nodes]
         if any(a >= b for a, b in itertools.pairwise(paths)):
             raise ValueError("snapshot nodes must be sorted by path, without duplicates")
