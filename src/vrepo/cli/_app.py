@@ -2,8 +2,9 @@
 
 Each command group lives in its own module with its own typer app, which this module
 registers: `vrepo.cli._repository` (init), `vrepo.cli._import` (import), `vrepo.cli._history`
-(log), `vrepo.cli._snapshot` (show, diff, ls, tree), `vrepo.cli._maintenance` (expire, gc,
-du), `vrepo.cli._branch`, `vrepo.cli._tag` and `vrepo.cli._config`.
+(log), `vrepo.cli._snapshot` (show, diff, ls, tree), `vrepo.cli._merge` (merge, revert),
+`vrepo.cli._maintenance` (expire, gc, du), `vrepo.cli._branch`, `vrepo.cli._tag` and
+`vrepo.cli._config`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from vrepo.cli._convert import plain_conversions, untyped_flags
 from vrepo.cli._history import commands as history_commands
 from vrepo.cli._import import commands as import_commands
 from vrepo.cli._maintenance import commands as maintenance_commands
+from vrepo.cli._merge import commands as merge_commands
 from vrepo.cli._options import STORAGE_OPTIONS, storage_options
 from vrepo.cli._repository import commands as repository_commands
 from vrepo.cli._snapshot import commands as snapshot_commands
@@ -85,6 +87,7 @@ for group in (
     import_commands,
     history_commands,
     snapshot_commands,
+    merge_commands,
     maintenance_commands,
 ):
     app.add_typer(group)

@@ -1,7 +1,7 @@
-"""Text drawing of a history graph, as ``git log --graph`` draws it, for ``vrepo log --graph``.
+r"""Text drawing of a history graph, as ``git log --graph`` draws it, for ``vrepo log --graph``.
 
-vrepo snapshots have one parent at most, so the history is a tree growing from the first
-snapshot: lanes only ever join (where branches forked), never split.
+A snapshot has one parent, or several when it merged branches: lanes join where branches
+forked (``|/``) and split where a merge commit's other parents go on (``|\``).
 """
 
 from __future__ import annotations
@@ -13,11 +13,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class GraphNode:
-    """A snapshot as the graph needs it: id, parent id and time (for ordering)."""
+    """A snapshot as the graph needs it: id, parent id, time (for ordering) and the other
+    parents of a merge commit."""
 
     id: str
     parent_id: str | None
     written_at: float
+    merged_ids: tuple[str, ...] = ()
+
+    @property
+    def parent_ids(self) -> tuple[str, ...]:
+        first = () if self.parent_id is None else (self.parent_id,)
+        return (*first, *self.merged_ids)
 
 
 def topo_order(nodes: Iterable[GraphNode]) -> list[GraphNode]:
@@ -25,27 +32,29 @@ def topo_order(nodes: Iterable[GraphNode]) -> list[GraphNode]:
     by_id = {n.id: n for n in nodes}
     children = dict.fromkeys(by_id, 0)
     for node in by_id.values():
-        if node.parent_id in children:
-            children[node.parent_id] += 1
+        for parent in dict.fromkeys(node.parent_ids):
+            if parent in children:
+                children[parent] += 1
     ready = [(-n.written_at, n.id) for n in by_id.values() if children[n.id] == 0]
     heapq.heapify(ready)
     ordered = []
     while ready:
         node = by_id[heapq.heappop(ready)[1]]
         ordered.append(node)
-        parent = node.parent_id
-        if parent in children:
-            children[parent] -= 1
-            if children[parent] == 0:
-                heapq.heappush(ready, (-by_id[parent].written_at, parent))
+        for parent in dict.fromkeys(node.parent_ids):
+            if parent in children:
+                children[parent] -= 1
+                if children[parent] == 0:
+                    heapq.heappush(ready, (-by_id[parent].written_at, parent))
     return ordered
 
 
 def draw(nodes: Sequence[GraphNode]) -> list[tuple[str, GraphNode | None]]:
-    """Rows of graph art, each with its snapshot (None for the rows that join lanes).
+    r"""Rows of graph art, each with its snapshot (None for the rows that join lanes).
 
     ``nodes`` must be in `topo_order`. Each lane is a column waiting for one snapshot; the
-    lanes waiting for the same snapshot (a fork point) join with ``|/`` just above it.
+    lanes waiting for the same snapshot (a fork point) join with ``|/`` just above it, and
+    a merge commit opens a lane for each other parent with ``|\`` just below it.
     """
     lanes: list[str | None] = []
     rows: list[tuple[str, GraphNode | None]] = []
@@ -66,7 +75,20 @@ def draw(nodes: Sequence[GraphNode]) -> list[tuple[str, GraphNode | None]]:
             del lanes[col]
         else:
             lanes[col] = node.parent_id
+            for k, merged in enumerate(node.merged_ids):
+                lanes.insert(col + 1 + k, merged)
+                rows.append((_split_row(len(lanes), col + k), None))
     return rows
+
+
+def _split_row(n: int, lane: int) -> str:
+    """A new lane opens right of lane ``lane``; lanes right of it shift one column right."""
+    cells = [" "] * (2 * n - 1)
+    for i in range(lane + 1):
+        cells[2 * i] = "|"
+    for i in range(lane + 1, n):
+        cells[2 * i - 1] = "\\"
+    return "".join(cells).rstrip()
 
 
 def _join_row(n: int, into: int, lane: int, *, drop: bool = False) -> str:

@@ -59,7 +59,8 @@ def _log_graph(
                 break
             infos[info.id] = info
     order = topo_order(
-        GraphNode(i.id, i.parent_id, i.written_at.timestamp()) for i in infos.values()
+        GraphNode(i.id, i.parent_id, i.written_at.timestamp(), i.merged_parent_ids)
+        for i in infos.values()
     )
     if as_json:
         render.print_json([record(infos[n.id], labels) for n in order[:max_count]])

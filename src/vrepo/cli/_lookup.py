@@ -105,6 +105,7 @@ def record(info: SnapshotInfo, labels: Labels) -> dict[str, Any]:
     return {
         "id": info.id,
         "parent_id": info.parent_id,
+        "parent_ids": list(info.parent_ids),
         "written_at": info.written_at.isoformat(),
         "message": info.message,
         "metadata": info.metadata,

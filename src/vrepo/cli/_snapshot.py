@@ -36,6 +36,7 @@ def show(ref: RefArg, as_json: JsonOpt = False) -> None:
     fields = [
         ("snapshot", info.id),
         ("parent", info.parent_id or "none (first snapshot)"),
+        *([("merged", ", ".join(info.merged_parent_ids))] if info.is_merge else []),
         ("written", render.when(info.written_at)),
         ("author", str(info.author) if info.author is not None else "unknown (not recorded)"),
         ("branches", ", ".join(branches) or "-"),
@@ -54,7 +55,13 @@ def show(ref: RefArg, as_json: JsonOpt = False) -> None:
     for line in (info.message or "(no message)").splitlines():
         typer.echo(f"    {line}")
     typer.echo("")
-    typer.echo("changes from parent:" if info.parent_id else "changes:")
+    typer.echo(
+        "changes from first parent:"
+        if info.is_merge
+        else "changes from parent:"
+        if info.parent_id
+        else "changes:"
+    )
     _print_diff(changes)
 
 

@@ -107,8 +107,10 @@ def _card(kind: str, subtitle: str, sections: Iterable[str]) -> str:
 
 
 def _snapshot_row(info: SnapshotInfo) -> list[str]:
+    parents = "<br>".join(f"<code>{_e(p)}</code>" for p in info.parent_ids)
     return [
         f"<code>{_e(info.id)}</code>",
+        parents or "<em>none</em>",
         _e(_when(info.written_at)),
         _e(info.author) if info.author is not None else "<em>unknown</em>",
         _e(_short(info.message)),
@@ -116,7 +118,7 @@ def _snapshot_row(info: SnapshotInfo) -> list[str]:
     ]
 
 
-_SNAPSHOT_HEADERS = ("snapshot", "written", "author", "message", "metadata")
+_SNAPSHOT_HEADERS = ("snapshot", "parents", "written", "author", "message", "metadata")
 
 
 # --- repository ----------------------------------------------------------------------------

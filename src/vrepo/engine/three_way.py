@@ -26,6 +26,7 @@ from vrepo.engine.content import Content
 from vrepo.engine.diff import ChunkDelta, chunk_delta
 from vrepo.engine.manifest_pieces import merged_manifest
 from vrepo.engine.node import NodeMetadata, parse_node_metadata
+from vrepo.engine.objects import ObjectIO
 from vrepo.errors import InvalidArgumentError
 from vrepo.format import ChunkRef, Manifest, NodeSnapshot, Snapshot
 from vrepo.format.manifest_split import select_rows
@@ -80,9 +81,23 @@ async def merge_into_content(
 
 
 def _same(a: NodeSnapshot | None, b: NodeSnapshot | None) -> bool:
+    """Whether two versions of a node are the same objects (cheap: no manifest is read)."""
     if a is None or b is None:
         return a is b
     return a.kind == b.kind and a.zarr_json == b.zarr_json and a.manifests == b.manifests
+
+
+async def _alike(objects: ObjectIO, a: NodeSnapshot | None, b: NodeSnapshot | None) -> bool:
+    """Whether two versions of a node hold the same metadata and chunk refs, though their
+    manifests may be other objects (a merge rewrites the manifests of what it takes)."""
+    if _same(a, b):
+        return True
+    if a is None or b is None or a.kind != b.kind or a.zarr_json != b.zarr_json:
+        return False
+    if a.kind != "array":
+        return True
+    ndim = _meta(a).layout.ndim
+    return not len((await chunk_delta(objects, a.manifests, b.manifests, ndim)).coords())
 
 
 async def _merge_node(
@@ -96,9 +111,11 @@ async def _merge_node(
     outcome: MergeOutcome,
 ) -> None:
     """One node the source changed since the base (``b``: None when it did not exist)."""
-    if _same(b, d) or _same(s, d):  # only the source changed it, or both alike
-        if not _same(s, d):
-            await _take_source_node(content, s, d)
+    objects = content.objects
+    if await _alike(objects, s, d) or await _alike(objects, b, s):
+        return  # both sides changed it alike, or the source changed only manifest objects
+    if await _alike(objects, b, d):  # only the source changed it
+        await _take_source_node(content, s, d)
         return
     # both changed it, differently
     if s is None or d is None:
@@ -123,11 +140,11 @@ async def _merge_node(
         if metadata_strategy == "source-wins":
             await _take_source_node(content, s, d)
         return
+    appended = _appended_on_both(meta_b, meta_s, meta_d)
+    if appended is not None:  # even to one shape: the appended chunks differ
+        outcome.conflicts.append(Conflict("appended_on_both", path, detail=appended))
+        return
     if s.zarr_json != d.zarr_json and (b is None or b.zarr_json not in (s.zarr_json, d.zarr_json)):
-        appended = _appended_on_both(meta_b, meta_s, meta_d)
-        if appended is not None:
-            outcome.conflicts.append(Conflict("appended_on_both", path, detail=appended))
-            return
         kind = "node_created_twice" if b is None else "metadata"
         _settle(Conflict(kind, path), metadata_strategy, outcome)
         if metadata_strategy == "source-wins":
