@@ -134,6 +134,7 @@ def test_log_json(air):
     assert set(first) == {
         "id",
         "parent_id",
+        "parent_ids",
         "written_at",
         "message",
         "metadata",
@@ -144,6 +145,7 @@ def test_log_json(air):
     author = repo.lookup_snapshot(ids["v1"]).author
     assert first["author"] == {"name": author.name, "email": author.email} and author.name
     assert first["parent_id"] == ids["init"] and first["message"] == "first 100 years"
+    assert first["parent_ids"] == [ids["init"]]
     assert first["metadata"] == {"source": "A1B"}
     assert first["tags"] == ["v1"] and first["branches"] == []
     written = dt.datetime.fromisoformat(first["written_at"])
