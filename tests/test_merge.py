@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
@@ -20,8 +21,8 @@ from vrepo.engine.conflicts import Conflict
 ROWS, WIDTH = 8, 4  # one chunk per row
 
 
-def _repo(tmp_path, name: str = "r") -> vrepo.Repository:
-    repo = vrepo.Repository.create(tmp_path / name)
+def _repo(tmp_path, name: str = "r", config: vrepo.RepoConfig | None = None) -> vrepo.Repository:
+    repo = vrepo.Repository.create(tmp_path / name, config)
     session = repo.writable_session()
     array = zarr.create_array(
         session.store,
@@ -271,7 +272,7 @@ _edits = st.dictionaries(st.integers(0, ROWS - 1), st.integers(100, 103), max_si
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -279,11 +280,14 @@ _edits = st.dictionaries(st.integers(0, ROWS - 1), st.integers(100, 103), max_si
     dev_edits=st.lists(_edits, min_size=1, max_size=3),
     main_edits=st.lists(_edits, max_size=3),
     strategy=st.sampled_from(["fail", "source-wins", "dest-wins"]),
+    stored=st.booleans(),
 )
 def test_merges_agree_with_a_plain_three_way_merge(
-    tmp_path_factory, dev_edits, main_edits, strategy
+    tmp_path_factory, dev_edits, main_edits, strategy, stored
 ):
-    repo = _repo(tmp_path_factory.mktemp("model"))
+    # stored: every chunk its own object, refs kept in manifest pieces of 3 chunks
+    config = vrepo.RepoConfig(inline_threshold_bytes=0, manifest_split_refs=3) if stored else None
+    repo = _repo(tmp_path_factory.mktemp("model"), config=config)
     base = dict(enumerate(_rows(repo)))
     sides = {"dev": dict(base), "main": dict(base)}
     touched: dict[str, set[int]] = {"dev": set(), "main": set()}
@@ -293,8 +297,9 @@ def test_merges_agree_with_a_plain_three_way_merge(
                 _edit(repo, branch, edit)
                 sides[branch].update(edit)
                 touched[branch].update(edit)
-    # the chunks are inline: written alike on both sides, they are the same change
-    clash = {r for r in touched["dev"] & touched["main"] if sides["dev"][r] != sides["main"][r]}
+    # inline chunks written alike on both sides are the same change; stored ones never are
+    both = touched["dev"] & touched["main"]
+    clash = both if stored else {r for r in both if sides["dev"][r] != sides["main"][r]}
     head = repo.lookup_branch("main")
     if clash and strategy == "fail":
         with pytest.raises(vrepo.ConflictError) as caught:
@@ -352,3 +357,25 @@ def test_history_html_shows_every_parent(tmp_path):
     html = repo.ancestry()._repr_html_()
     assert "<th>parents</th>" in html
     assert f"<code>{main}</code><br><code>{dev}</code>" in html
+
+
+def test_a_commit_landing_during_a_merge_is_rebased_over(tmp_path, monkeypatch):
+    from vrepo.engine import merge as merging
+
+    repo = _repo(tmp_path)
+    dev = _edit(repo, "dev", {0: 10})
+    _edit(repo, "main", {7: 70})
+    original = merging.merge_into_content
+    landed = []
+
+    async def with_a_commit_meanwhile(*args, **kwargs):
+        outcome = await original(*args, **kwargs)
+        other = await asyncio.to_thread(vrepo.Repository.open, tmp_path / "r")
+        landed.append(await asyncio.to_thread(_edit, other, "main", {4: 40}, "meanwhile"))
+        return outcome
+
+    monkeypatch.setattr(merging, "merge_into_content", with_a_commit_meanwhile)
+    result = repo.merge("dev")
+    info = repo.lookup_snapshot(result.snapshot_id)
+    assert info.parent_ids == (landed[0], dev)  # rebased onto the commit that landed
+    assert _rows(repo) == [10, 1, 2, 3, 40, 5, 6, 70]
