@@ -122,13 +122,27 @@ def test_bad_authors_are_refused_before_anything_is_written(tmp_path, author, ma
     assert repo.lookup_branch("main") == head and session.has_uncommitted_changes
 
 
-def test_a_bad_configured_author_says_how_to_fix_it(tmp_path) -> None:
+def test_a_bad_configured_author_says_how_to_fix_it(tmp_path, monkeypatch) -> None:
     repo = _repo(tmp_path)
-    with (
-        vrepo.config.set({"user.name": "<nobody>"}),
-        pytest.raises(InvalidArgumentError, match=r"vrepo config set user\.name"),
-    ):
-        _write(repo, 0, 1).commit("refused")
+    monkeypatch.setenv("VREPO_USER__NAME", "<nobody>")  # the environment is read as it is
+    vrepo.config.refresh()
+    try:
+        with pytest.raises(InvalidArgumentError, match=r"in \$VREPO_USER__NAME, or with"):
+            _write(repo, 0, 1).commit("refused")
+    finally:
+        monkeypatch.undo()
+        vrepo.config.refresh()
+
+
+def test_a_bad_author_is_refused_when_it_is_set(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VREPO_CONFIG", str(tmp_path / "config"))
+    for bad in ("<nobody>", "two\nlines", "x" * 257):
+        with pytest.raises(InvalidArgumentError, match="one line of at most 256 characters"):
+            vrepo.config.set({"user.name": bad})
+    refused = CliRunner().invoke(app, ["config", "set", "user.email", "a<b>"])
+    assert refused.exit_code == 1 and "'vrepo config set user.email VALUE'" in refused.output
+    assert not (tmp_path / "config").exists()  # nothing saved
+    assert vrepo.config.get("user.email") is None
 
 
 def test_an_offer_landed_by_another_committer_keeps_its_own_author(tmp_path) -> None:

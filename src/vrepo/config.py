@@ -54,6 +54,7 @@ class Key:
     help: str
     low: float | None = None
     high: float | None = None
+    one_line: bool = False  # text: one printable line of at most `MAX_TEXT_CHARS`, no '<' '>'
 
     @property
     def env_var(self) -> str:
@@ -67,6 +68,8 @@ class Key:
         if value is None and self.default is None:
             return None
         converted = _CONVERTERS[self.kind](value)
+        if self.one_line and converted is not None and not _one_line(converted):
+            converted = None
         if converted is None or (
             (self.low is not None and converted < self.low)
             or (self.high is not None and converted > self.high)
@@ -88,12 +91,21 @@ class Key:
         """What values this key takes, in words."""
         if self.kind is bool:
             return "true or false"
+        if self.kind is str and self.one_line:
+            return f"one line of at most {MAX_TEXT_CHARS} characters, without '<' or '>'"
         if self.kind is str:
             return "a string"
         what = "an integer" if self.kind is int else "a number"
         if self.low is not None and self.high is not None:
             return f"{what} from {_num(self.low)} to {_num(self.high)}"
         return f"{what} of at least {_num(self.low)}" if self.low is not None else what
+
+
+MAX_TEXT_CHARS = 256  # an author's name or email: every snapshot copies 16 authors
+
+
+def _one_line(text: str) -> bool:
+    return len(text) <= MAX_TEXT_CHARS and text.isprintable() and not any(c in text for c in "<>")
 
 
 def _num(x: float) -> str:
@@ -236,12 +248,14 @@ KEYS: dict[str, Key] = {
             str,
             "commits: the author's name recorded in each snapshot (unset: the operating "
             "system's user name)",
+            one_line=True,
         ),
         Key(
             "user.email",
             None,
             str,
             "commits: the author's email address recorded beside the name (unset: none)",
+            one_line=True,
         ),
     )
 }

@@ -12,11 +12,12 @@ from __future__ import annotations
 import getpass
 
 from vrepo import config
+from vrepo.config import MAX_TEXT_CHARS
 from vrepo.errors import InvalidArgumentError
 from vrepo.format import Author
 
 UNKNOWN_USER = "unknown"
-MAX_AUTHOR_CHARS = 256  # per part: a history index copies 16 authors into every snapshot
+MAX_AUTHOR_CHARS = MAX_TEXT_CHARS  # per part: a history index copies 16 authors per snapshot
 
 _ADVICE = (
     "set user.name (and user.email) with `vrepo config set user.name 'Your Name'`, "
