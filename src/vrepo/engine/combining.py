@@ -26,7 +26,15 @@ from vrepo.engine.objects import ObjectIO
 from vrepo.engine.rebase import rebase_onto_head
 from vrepo.engine.refs import RefHead, create_record, next_record
 from vrepo.errors import ObjectNotFoundError
-from vrepo.format import Author, Offer, OfferedChunks, RefRecord, decode_turn_claim, turn_key
+from vrepo.format import (
+    Author,
+    Offer,
+    OfferedChunks,
+    RefRecord,
+    VirtualRef,
+    decode_turn_claim,
+    turn_key,
+)
 
 COMBINE_FOR_S = 1.0  # the longest a turn holder spends landing others' commits
 _AHEAD = 8  # prepared commits whose records are not written yet, at most
@@ -50,6 +58,8 @@ def offer_of(
     )
     if count > _MAX_OFFERED_REFS or inline > _MAX_OFFERED_INLINE_BYTES:
         return None
+    if any(type(r) is VirtualRef for refs in changes.chunks.values() for r in refs.values()):
+        return None  # an offer's refs are chunk refs only (format.md, "No rebase storms")
     chunks = [
         OfferedChunks(path, [list(c) for c in refs], list(refs.values()))
         for path, refs in changes.chunks.items()

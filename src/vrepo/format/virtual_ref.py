@@ -2,8 +2,9 @@
 
 A `VirtualRef` names ``length`` bytes at ``offset`` of ``location`` (a URL such as
 ``file:///data/a.nc``) and the source's ``validator``, taken when the ref was made
-(``mtime_ns=...;size=...`` for a local file, ``etag=...`` for an object store): a read checks
-it, so a source changed since gives an error, never other bytes.
+(opaque here; ``mtime_ns=...;size=...`` for a local file, ``etag=...`` for an object store,
+as `vrepo.storage.sources` makes them): a read checks it, so a source changed since gives an
+error, never other bytes.
 """
 
 from __future__ import annotations
@@ -48,13 +49,3 @@ class VirtualRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
     def is_inline(self) -> bool:
         """Always False."""
         return False
-
-
-def file_validator(mtime_ns: int, size: int) -> str:
-    """The validator of a local file: its modification time (ns) and size."""
-    return f"mtime_ns={int(mtime_ns)};size={int(size)}"
-
-
-def etag_validator(etag: str) -> str:
-    """The validator of an object in an object store: its ETag."""
-    return f"etag={etag}"
