@@ -1,0 +1,341 @@
+"""Virtual chunk refs: chunks of NetCDF4/HDF5 files referenced in place, read through zarr and
+xarray, checked against their containers and validators."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import struct
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import vrepo
+from conftest import A1B_SAMPLE
+from vrepo._sync import run_sync
+from vrepo.format import ChunkRef, Manifest, VirtualRef
+
+ARRAY = "air_temperature"
+
+
+def chunk_table(path: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(coords, offsets, lengths) of every stored chunk of an uncompressed HDF5 dataset."""
+    with h5py.File(path) as f:
+        dset = f[name]
+        if dset.chunks is None:  # contiguous: one chunk, the whole array
+            return (
+                np.zeros((1, dset.ndim), int),
+                np.array([dset.id.get_offset()]),
+                np.array([dset.id.get_storage_size()]),
+            )
+        assert dset.compression is None
+        shape = np.array(dset.chunks)
+        infos = [dset.id.get_chunk_info(i) for i in range(dset.id.get_num_chunks())]
+    coords = np.array([np.array(i.chunk_offset) // shape for i in infos])
+    return coords, np.array([i.byte_offset for i in infos]), np.array([i.size for i in infos])
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> Path:
+    """A folder holding a copy of iris-sample-data's A1B file (tests change and delete it)."""
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    shutil.copy(A1B_SAMPLE, folder / A1B_SAMPLE.name)
+    return folder
+
+
+def url(path: Path) -> str:
+    return f"file://{path}"
+
+
+def new_repo(tmp_path: Path, *containers: Path, split: int = 32768) -> vrepo.Repository:
+    repo = vrepo.Repository.create(
+        tmp_path / "repo.vrepo", vrepo.RepoConfig(manifest_split_refs=split)
+    )
+    for folder in containers:
+        repo.add_virtual_chunk_container(url(folder) + "/")
+    return repo
+
+
+def define_like(session: vrepo.Session, ds: xr.Dataset, virtual: dict[str, tuple]) -> None:
+    """The dataset's arrays in ``session`` (small ones stored), the ``virtual`` ones with the
+    given chunk shape, uncompressed, and no chunk written."""
+    encoding = {v: {"chunks": ds[v].shape or None} for v in ds.variables if v not in virtual}
+    encoding.update({v: {"chunks": chunks, "compressors": None} for v, chunks in virtual.items()})
+    lazy = ds.assign({v: ds[v].chunk() for v in virtual})  # only dask arrays wait
+    lazy.to_zarr(session.store, compute=False, encoding=encoding, zarr_format=3, consolidated=False)
+
+
+def reference_file(session: vrepo.Session, path: Path, name: str, **options: object) -> int:
+    coords, offsets, lengths = chunk_table(path, name)
+    return session.set_virtual_refs(
+        name, coords, [url(path)] * len(coords), offsets, lengths, **options
+    )
+
+
+def virtual_a1b(tmp_path: Path, sources: Path, **repo_options: object) -> vrepo.Repository:
+    source = sources / A1B_SAMPLE.name
+    repo = new_repo(tmp_path, sources, **repo_options)
+    session = repo.writable_session()
+    with xr.open_dataset(source) as ds:
+        define_like(session, ds, {ARRAY: (1, 37, 49)})
+    assert reference_file(session, source, ARRAY) == 240
+    session.commit("A1B, referenced in place")
+    return repo
+
+
+def ref_at(session: vrepo.Session, coords: tuple[int, ...]) -> ChunkRef | VirtualRef | None:
+    content = run_sync(session._ensure_content())
+    return run_sync(content.chunk_ref(f"/{ARRAY}", coords))
+
+
+# --- reading back --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", [32768, 16])  # one manifest piece, or 15
+def test_a1b_referenced_in_place_reads_back_equal(tmp_path, sources, split):
+    repo = virtual_a1b(tmp_path, sources, split=split)
+    session = repo.readonly_session("main")
+    assert isinstance(ref_at(session, (3, 0, 0)), VirtualRef)
+    assert not any((tmp_path / "repo.vrepo" / "chunks").glob("*")) or all(
+        p.stat().st_size < 10_000 for p in (tmp_path / "repo.vrepo" / "chunks").iterdir()
+    )  # no chunk of the big array was copied
+    with xr.open_dataset(sources / A1B_SAMPLE.name) as expected:
+        array = zarr.open_array(session.store, path=ARRAY, mode="r")
+        np.testing.assert_array_equal(array[:], expected[ARRAY].values)
+        with xr.open_dataset(tmp_path / "repo.vrepo", engine="vrepo") as back:
+            xr.testing.assert_identical(back.load(), expected.load())
+
+
+def test_hdf5_contiguous_and_chunked_datasets(tmp_path):
+    folder = tmp_path / "h5"
+    folder.mkdir()
+    path = folder / "synthetic.h5"
+    rng = np.random.default_rng(1)
+    grid = rng.standard_normal((6, 10)).astype("<f8")
+    series = np.arange(1000, dtype="<i4").reshape(20, 50)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("grid", data=grid)  # contiguous
+        f.create_dataset("series", data=series, chunks=(4, 50))
+    repo = new_repo(tmp_path, folder)
+    session = repo.writable_session()
+    root = zarr.open_group(session.store, mode="a")
+    root.create_array("grid", shape=grid.shape, chunks=grid.shape, dtype="<f8", compressors=None)
+    root.create_array("series", shape=(20, 50), chunks=(4, 50), dtype="<i4", compressors=None)
+    for name in ("grid", "series"):
+        reference_file(session, path, name)
+    session.commit("h5")
+    read = zarr.open_group(repo.readonly_session("main").store, mode="r")
+    np.testing.assert_array_equal(read["grid"][:], grid)
+    np.testing.assert_array_equal(read["series"][:], series)
+    np.testing.assert_array_equal(read["series"][5:13, 7], series[5:13, 7])
+
+
+def test_a_virtual_chunk_overwritten_with_data_becomes_stored(tmp_path, sources):
+    repo = virtual_a1b(tmp_path, sources)
+    session = repo.writable_session()
+    array = zarr.open_array(session.store, path=ARRAY)
+    array[2] = np.full((37, 49), 7.5, np.float32)
+    session.commit("one step overwritten")
+    after = repo.readonly_session("main")
+    assert isinstance(ref_at(after, (2, 0, 0)), ChunkRef)
+    assert isinstance(ref_at(after, (3, 0, 0)), VirtualRef)
+    with xr.open_dataset(sources / A1B_SAMPLE.name) as ds:
+        expected = ds[ARRAY].values.copy()
+    expected[2] = 7.5
+    np.testing.assert_array_equal(zarr.open_array(after.store, path=ARRAY, mode="r")[:], expected)
+
+
+def test_fork_sessions_carry_virtual_refs_through_a_commit(tmp_path, sources):
+    source = sources / A1B_SAMPLE.name
+    repo = new_repo(tmp_path, sources, split=16)
+    session = repo.writable_session()
+    with xr.open_dataset(source) as ds:
+        define_like(session, ds, {ARRAY: (1, 37, 49)})
+        expected = ds[ARRAY].values
+    coords, offsets, lengths = chunk_table(source, ARRAY)
+    forks = []
+    for part in np.array_split(np.arange(len(coords)), 3):  # each fork a third of the chunks
+        fork = pickle.loads(pickle.dumps(session.fork()))
+        fork.set_virtual_refs(
+            ARRAY, coords[part], [url(source)] * len(part), offsets[part], lengths[part]
+        )
+        forks.append(pickle.loads(pickle.dumps(fork)))
+    session.merge(*forks)
+    session.commit("three forks")
+    read = repo.readonly_session("main")
+    np.testing.assert_array_equal(zarr.open_array(read.store, path=ARRAY, mode="r")[:], expected)
+
+
+def test_locations_may_come_dictionary_encoded(tmp_path, sources):
+    source = sources / A1B_SAMPLE.name
+    repo = new_repo(tmp_path, sources)
+    session = repo.writable_session()
+    with xr.open_dataset(source) as ds:
+        define_like(session, ds, {ARRAY: (1, 37, 49)})
+        expected = ds[ARRAY].values
+    coords, offsets, lengths = chunk_table(source, ARRAY)
+    index = np.zeros(len(coords), np.uint32)
+    session.set_virtual_refs(ARRAY, coords, [url(source)], offsets, lengths, location_index=index)
+    session.commit("dictionary-encoded")
+    read = repo.readonly_session("main")
+    np.testing.assert_array_equal(zarr.open_array(read.store, path=ARRAY, mode="r")[:], expected)
+
+
+# --- what goes wrong -----------------------------------------------------------------------
+
+
+def test_a_changed_source_gives_the_validators_error(tmp_path, sources):
+    repo = virtual_a1b(tmp_path, sources)
+    source = sources / A1B_SAMPLE.name
+    with open(source, "r+b") as f:  # same size, other bytes, newer mtime
+        f.seek(-4, os.SEEK_END)
+        f.write(b"\0\0\0\0")
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    array = zarr.open_array(repo.readonly_session("main").store, path=ARRAY, mode="r")
+    with pytest.raises(vrepo.VirtualSourceChangedError) as caught:
+        array[0]
+    message = str(caught.value)
+    assert f"/{ARRAY}" in message and "(0, 0, 0)" in message and str(source) in message
+    assert caught.value.location == url(source)
+
+
+def test_a_given_validator_that_does_not_match_is_caught_on_read(tmp_path, sources):
+    source = sources / A1B_SAMPLE.name
+    repo = new_repo(tmp_path, sources)
+    session = repo.writable_session()
+    with xr.open_dataset(source) as ds:
+        define_like(session, ds, {ARRAY: (1, 37, 49)})
+    reference_file(session, source, ARRAY, validators={url(source): "mtime_ns=1;size=2"})
+    session.commit("stale validator")
+    array = zarr.open_array(repo.readonly_session("main").store, path=ARRAY, mode="r")
+    with pytest.raises(vrepo.VirtualSourceChangedError, match="mtime_ns=1;size=2"):
+        array[0]
+
+
+def test_a_missing_source_gives_object_not_found_naming_it(tmp_path, sources):
+    repo = virtual_a1b(tmp_path, sources)
+    (sources / A1B_SAMPLE.name).unlink()
+    array = zarr.open_array(repo.readonly_session("main").store, path=ARRAY, mode="r")
+    with pytest.raises(vrepo.ObjectNotFoundError) as caught:
+        array[0]
+    assert str(sources / A1B_SAMPLE.name) in str(caught.value)
+
+
+def test_a_missing_source_is_refused_when_refs_are_made(tmp_path, sources):
+    repo = new_repo(tmp_path, sources)
+    session = repo.writable_session()
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="u1")
+    with pytest.raises(vrepo.ObjectNotFoundError, match="nothing.nc"):
+        session.set_virtual_refs("a", [[0]], [url(sources / "nothing.nc")], [0], [2])
+
+
+def test_refs_outside_every_container_are_refused_on_write(tmp_path, sources):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(A1B_SAMPLE, other / "a.nc")
+    for repo in (new_repo(tmp_path / "none"), new_repo(tmp_path / "one", sources)):
+        session = repo.writable_session()
+        zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="u1")
+        with pytest.raises(vrepo.VirtualContainerError, match="outside every virtual chunk"):
+            session.set_virtual_refs("a", [[0]], [url(other / "a.nc")], [0], [2])
+        assert not session.status().chunks_written
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "{sources}/../elsewhere/a.nc",  # '..' would leave the container
+        "{sources}",  # not a URL
+        "s3://bucket/a.nc",  # a scheme not read yet
+        "file://relative/a.nc",
+    ],
+)
+def test_locations_that_could_escape_are_refused(tmp_path, sources, location):
+    repo = new_repo(tmp_path, sources)
+    session = repo.writable_session()
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="u1")
+    given = location.format(sources=sources)
+    if given.startswith("/"):
+        given = "file://" + given
+    if location == "{sources}":
+        given = str(sources)
+    with pytest.raises(vrepo.InvalidArgumentError):
+        session.set_virtual_refs("a", [[0]], [given], [0], [2])
+
+
+def test_refs_outside_every_container_are_refused_on_read(tmp_path, sources):
+    repo = virtual_a1b(tmp_path, sources)
+    repo.save_config(vrepo.RepoConfig())  # containers removed: nothing virtual is read
+    reopened = vrepo.Repository.open(tmp_path / "repo.vrepo")
+    array = zarr.open_array(reopened.readonly_session("main").store, path=ARRAY, mode="r")
+    with pytest.raises(vrepo.VirtualContainerError, match="it has none configured"):
+        array[0]
+    with pytest.raises(vrepo.VirtualContainerError):
+        xr.open_dataset(tmp_path / "repo.vrepo", engine="vrepo")[ARRAY].values
+
+
+def test_container_prefixes_are_normalized_and_other_schemes_wait(tmp_path):
+    container = vrepo.VirtualChunkContainer("file:///data//archive/./v1")
+    assert container.url_prefix == "file:///data/archive/v1/"
+    assert container.holds("file:///data/archive/v1/a.nc")
+    assert not container.holds("file:///data/archive/v10/a.nc")
+    for bad in ("file:///data/../etc/", "https://example.org/data/", "/data/"):
+        with pytest.raises(vrepo.InvalidArgumentError):
+            vrepo.VirtualChunkContainer(bad)
+    with pytest.raises(vrepo.InvalidArgumentError):
+        vrepo.RepoConfig(virtual_chunk_containers=["file:///data/"])
+
+
+def test_chunks_outside_the_grid_and_bad_columns_are_refused(tmp_path, sources):
+    source = sources / A1B_SAMPLE.name
+    repo = new_repo(tmp_path, sources)
+    session = repo.writable_session()
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="u1")
+    with pytest.raises(vrepo.InvalidArgumentError, match="outside the array's chunk grid"):
+        session.set_virtual_refs("a", [[2]], [url(source)], [0], [2])
+    with pytest.raises(vrepo.InvalidArgumentError, match="more than once"):
+        session.set_virtual_refs("a", [[1], [1]], [url(source)] * 2, [0, 2], [2, 2])
+    with pytest.raises(vrepo.InvalidArgumentError, match="shape"):
+        session.set_virtual_refs("a", [[0], [1]], [url(source)] * 2, [0], [2, 2])
+    with pytest.raises(vrepo.InvalidArgumentError, match="not an array"):
+        session.set_virtual_refs("b", [[0]], [url(source)], [0], [2])
+
+
+# --- the format ----------------------------------------------------------------------------
+
+
+def test_manifests_with_virtual_refs_are_version_4_and_others_stay_3():
+    n = 1000
+    coords = np.arange(n).reshape(n, 1)
+    sources = tuple((f"file:///d/{i}.nc", f"mtime_ns={i};size=9") for i in range(10))
+    refs = [VirtualRef(*sources[i % 10][:1], 8 * i, 8, sources[i % 10][1]) for i in range(n)]
+    manifest = Manifest.from_refs(1, coords, refs)
+    assert manifest.nbytes_in_memory == 24 * n  # keys, offsets, lengths, location index
+    assert len(manifest.sources) == 10 and manifest.virtual_count == n
+    data = manifest.encode()
+    assert struct.unpack_from("<H", data, 8)[0] == vrepo.format.VIRTUAL_FORMAT_VERSION == 4
+    back = Manifest.decode(data, what="m")
+    assert back == manifest and back.refs() == refs
+    plain = Manifest.from_refs(1, [[0]], [ChunkRef.inlined(b"x")])
+    assert struct.unpack_from("<H", plain.encode(), 8)[0] == vrepo.format.FORMAT_VERSION == 3
+
+
+def test_mixed_manifests_change_and_drop_unused_sources():
+    stored = ChunkRef.external("0" + "1" * 19, 100, checksum=7)
+    refs = [ChunkRef.inlined(b"ab"), VirtualRef("file:///a", 0, 4, "v"), stored]
+    manifest = Manifest.from_refs(1, [[0], [1], [2]], refs)
+    assert manifest.chunk_ids() == [stored.chunk_id]
+    changed = manifest.with_changes([[1], [5]], [None, VirtualRef("file:///b", 4, 4, "w")])
+    assert changed.sources == (("file:///b", "w"),)
+    assert changed.lookup([5]) == VirtualRef("file:///b", 4, 4, "w")
+    assert changed.lookup([0]) == refs[0] and changed.lookup([2]) == stored
+    gone = changed.with_changes([[5]], [None])
+    assert gone.locations is None and gone.sources == ()
+    assert Manifest.decode(gone.encode(), what="m") == gone
