@@ -78,13 +78,21 @@ def reference_file(session: vrepo.Session, path: Path, name: str, **options: obj
     )
 
 
-def virtual_a1b(tmp_path: Path, sources: Path, **repo_options: object) -> vrepo.Repository:
-    source = sources / A1B_SAMPLE.name
+def defined_a1b(
+    tmp_path: Path, sources: Path, **repo_options: object
+) -> tuple[vrepo.Repository, vrepo.Session, np.ndarray]:
+    """A repository allowing ``sources``, and a session in which A1B's arrays are defined
+    (its big one without chunks); with the big array's values."""
     repo = new_repo(tmp_path, sources, **repo_options)
     session = repo.writable_session()
-    with xr.open_dataset(source) as ds:
+    with xr.open_dataset(sources / A1B_SAMPLE.name) as ds:
         define_like(session, ds, {ARRAY: (1, 37, 49)})
-    assert reference_file(session, source, ARRAY) == 240
+        return repo, session, ds[ARRAY].values
+
+
+def virtual_a1b(tmp_path: Path, sources: Path, **repo_options: object) -> vrepo.Repository:
+    repo, session, _ = defined_a1b(tmp_path, sources, **repo_options)
+    assert reference_file(session, sources / A1B_SAMPLE.name, ARRAY) == 240
     session.commit("A1B, referenced in place")
     return repo
 
@@ -153,11 +161,7 @@ def test_a_virtual_chunk_overwritten_with_data_becomes_stored(tmp_path, sources)
 
 def test_fork_sessions_carry_virtual_refs_through_a_commit(tmp_path, sources):
     source = sources / A1B_SAMPLE.name
-    repo = new_repo(tmp_path, sources, split=16)
-    session = repo.writable_session()
-    with xr.open_dataset(source) as ds:
-        define_like(session, ds, {ARRAY: (1, 37, 49)})
-        expected = ds[ARRAY].values
+    repo, session, expected = defined_a1b(tmp_path, sources, split=16)
     coords, offsets, lengths = chunk_table(source, ARRAY)
     forks = []
     for part in np.array_split(np.arange(len(coords)), 3):  # each fork a third of the chunks
@@ -174,11 +178,7 @@ def test_fork_sessions_carry_virtual_refs_through_a_commit(tmp_path, sources):
 
 def test_locations_may_come_dictionary_encoded(tmp_path, sources):
     source = sources / A1B_SAMPLE.name
-    repo = new_repo(tmp_path, sources)
-    session = repo.writable_session()
-    with xr.open_dataset(source) as ds:
-        define_like(session, ds, {ARRAY: (1, 37, 49)})
-        expected = ds[ARRAY].values
+    repo, session, expected = defined_a1b(tmp_path, sources)
     coords, offsets, lengths = chunk_table(source, ARRAY)
     index = np.zeros(len(coords), np.uint32)
     session.set_virtual_refs(ARRAY, coords, [url(source)], offsets, lengths, location_index=index)
@@ -208,10 +208,7 @@ def test_a_changed_source_gives_the_validators_error(tmp_path, sources):
 
 def test_a_given_validator_that_does_not_match_is_caught_on_read(tmp_path, sources):
     source = sources / A1B_SAMPLE.name
-    repo = new_repo(tmp_path, sources)
-    session = repo.writable_session()
-    with xr.open_dataset(source) as ds:
-        define_like(session, ds, {ARRAY: (1, 37, 49)})
+    repo, session, _ = defined_a1b(tmp_path, sources)
     reference_file(session, source, ARRAY, validators={url(source): "mtime_ns=1;size=2"})
     session.commit("stale validator")
     array = zarr.open_array(repo.readonly_session("main").store, path=ARRAY, mode="r")
