@@ -336,3 +336,19 @@ def test_mixed_manifests_change_and_drop_unused_sources():
     gone = changed.with_changes([[5]], [None])
     assert gone.locations is None and gone.sources == ()
     assert Manifest.decode(gone.encode(), what="m") == gone
+
+
+def test_diff_and_sizes_tell_virtual_refs_apart(tmp_path, sources):
+    repo = virtual_a1b(tmp_path, sources)
+    first = repo.resolve("main")
+    session = repo.writable_session()
+    coords, offsets, lengths = chunk_table(sources / A1B_SAMPLE.name, ARRAY)
+    session.set_virtual_refs(ARRAY, coords[:5], [url(sources / A1B_SAMPLE.name)] * 5,
+                             offsets[:5] + 4, lengths[:5])  # fmt: skip
+    zarr.open_array(session.store, path=ARRAY)[10] = 1.0  # a virtual chunk becomes stored
+    session.commit("five refs moved, one chunk stored")
+    chunks = {c.path: c for c in repo.diff(first, "main").chunks}
+    assert (chunks[f"/{ARRAY}"].changed, chunks[f"/{ARRAY}"].added) == (6, 0)
+    assert {c.path for c in repo.diff(first, first).chunks} == set()
+    node = next(n for n in repo.list_nodes("main") if n.path == f"/{ARRAY}")
+    assert node.stored_bytes == 37 * 49 * 4  # the stored chunk only: virtual bytes are not held

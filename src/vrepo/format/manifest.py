@@ -221,8 +221,12 @@ class Manifest:
 
     @property
     def stored_bytes(self) -> int:
-        """Total bytes of all referenced chunks (inline ones included)."""
-        return int(self._cols.lengths.sum(dtype=np.uint64))
+        """Total bytes of the chunks the repository holds (inline ones included; virtual
+        ones, kept outside it, not)."""
+        lengths = self._cols.lengths
+        if self._cols.locations is not None:
+            lengths = lengths[~self._cols.virtual_mask()]
+        return int(lengths.sum(dtype=np.uint64))
 
     @property
     def nbytes_in_memory(self) -> int:
