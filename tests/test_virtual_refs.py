@@ -17,27 +17,11 @@ import zarr
 
 import vrepo
 from conftest import A1B_SAMPLE
+from virtual_sources import chunk_table, url
 from vrepo._sync import run_sync
 from vrepo.format import ChunkRef, Manifest, VirtualRef
 
 ARRAY = "air_temperature"
-
-
-def chunk_table(path: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(coords, offsets, lengths) of every stored chunk of an uncompressed HDF5 dataset."""
-    with h5py.File(path) as f:
-        dset = f[name]
-        if dset.chunks is None:  # contiguous: one chunk, the whole array
-            return (
-                np.zeros((1, dset.ndim), int),
-                np.array([dset.id.get_offset()]),
-                np.array([dset.id.get_storage_size()]),
-            )
-        assert dset.compression is None
-        shape = np.array(dset.chunks)
-        infos = [dset.id.get_chunk_info(i) for i in range(dset.id.get_num_chunks())]
-    coords = np.array([np.array(i.chunk_offset) // shape for i in infos])
-    return coords, np.array([i.byte_offset for i in infos]), np.array([i.size for i in infos])
 
 
 @pytest.fixture
@@ -47,10 +31,6 @@ def sources(tmp_path: Path) -> Path:
     folder.mkdir()
     shutil.copy(A1B_SAMPLE, folder / A1B_SAMPLE.name)
     return folder
-
-
-def url(path: Path) -> str:
-    return f"file://{path}"
 
 
 def new_repo(tmp_path: Path, *containers: Path, split: int = 32768) -> vrepo.Repository:
