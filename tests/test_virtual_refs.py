@@ -3,10 +3,12 @@ xarray, checked against their containers and validators."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pickle
 import shutil
 import struct
+import time
 from pathlib import Path
 
 import h5py
@@ -14,6 +16,8 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from zarr.abc.store import RangeByteRequest
+from zarr.core.buffer import default_buffer_prototype
 
 import vrepo
 from conftest import A1B_SAMPLE
@@ -332,3 +336,66 @@ def test_diff_and_sizes_tell_virtual_refs_apart(tmp_path, sources):
     assert {c.path for c in repo.diff(first, first).chunks} == set()
     node = next(n for n in repo.list_nodes("main") if n.path == f"/{ARRAY}")
     assert node.stored_bytes == 37 * 49 * 4  # the stored chunk only: virtual bytes are not held
+
+
+def test_garbage_collection_and_disk_usage_leave_virtual_refs_alone(tmp_path, sources):
+    repo = virtual_a1b(tmp_path, sources)
+    session = repo.writable_session()
+    zarr.open_array(session.store, path=ARRAY)[0] = 2.0  # one stored chunk
+    session.commit("one chunk stored")
+    abandoned = repo.writable_session()
+    zarr.open_array(abandoned.store, path=ARRAY)[1] = 3.0  # a chunk no snapshot names
+    abandoned.discard_changes()
+    time.sleep(1.1)  # chunk ids name their second: a collection keeps what that second made
+    report = repo.garbage_collect(older_than=dt.timedelta(0))
+    assert (report.chunks, report.manifests, report.snapshots) == (1, 0, 0)
+    usage = repo.disk_usage("main")
+    array = next(a for a in usage.arrays if a.path == f"/{ARRAY}")
+    assert (array.chunks, array.stored_bytes) == (1, 37 * 49 * 4)  # virtual ones: not held
+    with xr.open_dataset(sources / A1B_SAMPLE.name) as ds:
+        expected = ds[ARRAY].values.copy()
+    expected[0] = 2.0
+    read = zarr.open_array(repo.readonly_session("main").store, path=ARRAY, mode="r")
+    np.testing.assert_array_equal(read[:], expected)
+
+
+def test_byte_ranges_of_a_virtual_chunk_are_read_and_validated(tmp_path, sources):
+    repo = virtual_a1b(tmp_path, sources)
+    store = repo.readonly_session("main").store
+    coords, offsets, _ = chunk_table(sources / A1B_SAMPLE.name, ARRAY)
+    row = int(np.flatnonzero((coords == [4, 0, 0]).all(axis=1))[0])
+    with open(sources / A1B_SAMPLE.name, "rb") as f:
+        f.seek(int(offsets[row]) + 100)
+        expected = f.read(50)
+    prototype = default_buffer_prototype()
+    got = run_sync(store.get(f"{ARRAY}/c/4/0/0", prototype, RangeByteRequest(100, 150)))
+    assert got.to_bytes() == expected
+    ranges = [RangeByteRequest(100, 120), RangeByteRequest(120, 150), None]
+    parts = run_sync(store.get_partial_values(prototype, [(f"{ARRAY}/c/4/0/0", r) for r in ranges]))
+    assert parts[0].to_bytes() + parts[1].to_bytes() == expected
+    assert len(parts[2].to_bytes()) == 37 * 49 * 4
+
+
+def test_read_only_sessions_refuse_virtual_refs(tmp_path, sources):
+    repo = virtual_a1b(tmp_path, sources)
+    with pytest.raises(vrepo.ReadOnlyError):
+        repo.readonly_session("main").set_virtual_refs(ARRAY, [[0, 0, 0]], ["file:///x"], [0], [1])
+
+
+def test_an_older_vrepo_refuses_only_the_manifests_with_virtual_refs(
+    tmp_path, sources, monkeypatch
+):
+    virtual_a1b(tmp_path, sources)
+    versions = {
+        p.name: struct.unpack_from("<H", p.read_bytes(), 8)[0]
+        for p in (tmp_path / "repo.vrepo" / "manifests").iterdir()
+    }
+    assert sorted(set(versions.values())) == [3, 4]  # the coordinates' stored, the big one's not
+    monkeypatch.setattr(vrepo.format.envelope, "NEWEST_VERSION", 3)  # as vrepo did before
+    for name, version in versions.items():
+        data = (tmp_path / "repo.vrepo" / "manifests" / name).read_bytes()
+        if version == 3:
+            Manifest.decode(data, what=name)
+        else:
+            with pytest.raises(vrepo.FormatError, match="written by a newer vrepo"):
+                Manifest.decode(data, what=name)
