@@ -399,3 +399,46 @@ def test_an_older_vrepo_refuses_only_the_manifests_with_virtual_refs(
         else:
             with pytest.raises(vrepo.FormatError, match="written by a newer vrepo"):
                 Manifest.decode(data, what=name)
+
+
+def test_spellings_of_one_location_share_one_source(tmp_path, sources):
+    source = sources / A1B_SAMPLE.name
+    repo, session, expected = defined_a1b(tmp_path, sources)
+    coords, offsets, lengths = chunk_table(source, ARRAY)
+    spellings = [url(source), f"file://{sources}//./{A1B_SAMPLE.name}"]
+    index = np.arange(len(coords)) % 2
+    session.set_virtual_refs(ARRAY, coords, spellings, offsets, lengths, location_index=index)
+    session.commit("two spellings")
+    manifests = [
+        Manifest.decode(p.read_bytes(), what=p.name)
+        for p in (tmp_path / "repo.vrepo" / "manifests").iterdir()
+    ]
+    assert {s for m in manifests for s in m.sources} == {
+        (url(source), next(s for m in manifests for s in m.sources)[1])
+    }
+    read = zarr.open_array(repo.readonly_session("main").store, path=ARRAY, mode="r")
+    np.testing.assert_array_equal(read[:], expected)
+
+
+def test_concurrent_sessions_rebase_virtual_refs(tmp_path, sources):
+    source = sources / A1B_SAMPLE.name
+    repo, session, expected = defined_a1b(tmp_path, sources, split=16)
+    session.commit("arrays defined")
+    coords, offsets, lengths = chunk_table(source, ARRAY)
+    first, second = repo.writable_session(), repo.writable_session()
+    for writer, rows in ((first, slice(0, 100)), (second, slice(100, None))):
+        n = len(coords[rows])
+        writer.set_virtual_refs(
+            ARRAY, coords[rows], [url(source)] * n, offsets[rows], lengths[rows]
+        )
+    first.commit("the first 100 steps")
+    second.commit("the others")  # lost the race: rebased onto the first, no overlap
+    read = zarr.open_array(repo.readonly_session("main").store, path=ARRAY, mode="r")
+    np.testing.assert_array_equal(read[:], expected)
+    clash = repo.writable_session()
+    late = repo.writable_session()
+    for writer in (clash, late):
+        writer.set_virtual_refs(ARRAY, coords[:1], [url(source)], offsets[:1] + 8, lengths[:1])
+    clash.commit("step 0 moved")
+    with pytest.raises(vrepo.ConflictError):
+        late.commit("step 0 moved too")

@@ -50,15 +50,13 @@ def offer_of(
     if changes.nodes or changes.dropped or changes.loose or not changes.chunks:
         return None  # (an empty commit could land twice unnoticed: nothing would conflict)
     count = sum(len(refs) for refs in changes.chunks.values())
-    inline = sum(
-        ref.length
-        for refs in changes.chunks.values()
-        for ref in refs.values()
-        if ref is not None and ref.inline is not None
-    )
-    if count > _MAX_OFFERED_REFS or inline > _MAX_OFFERED_INLINE_BYTES:
+    if count > _MAX_OFFERED_REFS:  # before any ref object is made: there may be millions
         return None
-    if any(type(r) is VirtualRef for refs in changes.chunks.values() for r in refs.values()):
+    refs_of = [ref for refs in changes.chunks.values() for ref in refs.values()]
+    inline = sum(ref.length for ref in refs_of if ref is not None and ref.inline is not None)
+    if inline > _MAX_OFFERED_INLINE_BYTES:
+        return None
+    if any(type(ref) is VirtualRef for ref in refs_of):
         return None  # an offer's refs are chunk refs only (format.md, "No rebase storms")
     chunks = [
         OfferedChunks(path, [list(c) for c in refs], list(refs.values()))

@@ -51,6 +51,7 @@ async def set_virtual_refs(
         )
     table, index = location_table(locations, location_index)
     sources = await take_sources(table, content.objects.config.virtual_chunk_containers, validators)
+    sources, index = _distinct(sources, index)
     try:
         cols = virtual_columns(layout.ndim, coords, index, offsets, lengths, sources)
     except ValueError as e:
@@ -59,3 +60,18 @@ async def set_virtual_refs(
     if len(written):
         content.changes.set_chunks(path, ChunkChanges.of_written(written))
     return len(written)
+
+
+def _distinct(
+    sources: tuple[tuple[str, str], ...], index: np.ndarray
+) -> tuple[tuple[tuple[str, str], ...], np.ndarray]:
+    """Each source once (spellings that normalize alike, a table given with repeats), the
+    index renumbered (a loop over the table, not the refs)."""
+    first: dict[tuple[str, str], int] = {}
+    renumber = np.array([first.setdefault(s, len(first)) for s in sources], dtype=np.int64)
+    if len(first) == len(sources):
+        return sources, index
+    index = np.asarray(index)
+    if len(index) and (index.min() < 0 or index.max() >= len(sources)):
+        raise InvalidArgumentError("set_virtual_refs: a location index is out of range")
+    return tuple(first), renumber[index]
