@@ -442,3 +442,21 @@ def test_concurrent_sessions_rebase_virtual_refs(tmp_path, sources):
     clash.commit("step 0 moved")
     with pytest.raises(vrepo.ConflictError):
         late.commit("step 0 moved too")
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "distributed"])
+def test_a_virtual_dataset_reads_on_dask(tmp_path, sources, scheduler, request):
+    virtual_a1b(tmp_path, sources)
+    if scheduler == "distributed":
+        request.getfixturevalue("dask_client")  # worker processes open the repository
+    with (
+        xr.open_dataset(tmp_path / "repo.vrepo", engine="vrepo", chunks={}) as back,
+        xr.open_dataset(sources / A1B_SAMPLE.name) as expected,
+    ):
+        assert back[ARRAY].chunks is not None
+        mean = (
+            back[ARRAY]
+            .mean("time")
+            .compute(scheduler=None if scheduler != "threads" else "threads")
+        )
+        xr.testing.assert_allclose(mean, expected[ARRAY].mean("time"))
