@@ -15,6 +15,7 @@ from vrepo.format.envelope import (
     FORMAT_VERSION,
     HEADER_SIZE,
     MAGIC,
+    NEWEST_VERSION,
     FileType,
     decode_binary,
     decode_json_record,
@@ -133,7 +134,7 @@ def test_unknown_file_type() -> None:
 
 def test_newer_version() -> None:
     data = bytearray(encode_binary(FileType.SNAPSHOT, PAYLOAD))
-    struct.pack_into("<H", data, 8, FORMAT_VERSION + 1)  # a newer file, checksum and all
+    struct.pack_into("<H", data, 8, NEWEST_VERSION + 1)  # a newer file, checksum and all
     with pytest.raises(FormatError, match=r"newer vrepo.*upgrade vrepo"):
         decode_binary(_reseal(data), FileType.SNAPSHOT, what="snapshot X")
 
@@ -273,7 +274,7 @@ def test_json_wrong_type() -> None:
 
 
 def test_json_newer_version() -> None:
-    data = _edit(encode_json_record(FileType.REF, BODY), seal=True, vrepo_format=FORMAT_VERSION + 1)
+    data = _edit(encode_json_record(FileType.REF, BODY), seal=True, vrepo_format=NEWEST_VERSION + 1)
     with pytest.raises(FormatError, match="upgrade vrepo"):
         decode_json_record(data, FileType.REF, what="ref X")
 

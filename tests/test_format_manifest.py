@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrepo.errors import FormatError
-from vrepo.format import ChunkRef, Manifest, new_id
+from vrepo.format import ChunkRef, Manifest, VirtualRef, new_id
 from vrepo.format.envelope import HEADER_SIZE, FileType, compress_bytes, encode_binary
 
 CHUNK_IDS = [new_id() for _ in range(4)]
@@ -28,6 +28,14 @@ refs_st = st.one_of(
         # a checksum, or none (refs written in format version 1)
         st.one_of(st.none(), st.integers(0, 2**32 - 1)),
     ),
+    # a virtual ref into one of a few sources (the same file with two validators among them)
+    st.builds(
+        VirtualRef,
+        st.sampled_from(["file:///d/a.nc", "file:///d/b.nc", "file:///e/c.h5"]),
+        st.integers(0, 2**40),
+        st.integers(0, 2**32 - 1),
+        st.sampled_from(["mtime_ns=1;size=2", "mtime_ns=3;size=4"]),
+    ),
 )
 
 
@@ -41,7 +49,8 @@ def _check(m: Manifest, model: dict[tuple[int, ...], ChunkRef], shape: tuple[int
     assert m.extent == ext
     for coord in itertools.product(*(range(s + 1) for s in shape)):  # includes outside coords
         assert m.lookup(coord) == model.get(coord)
-    assert m.stored_bytes == sum(r.length for r in model.values())
+    held = [r for r in model.values() if not isinstance(r, VirtualRef)]
+    assert m.stored_bytes == sum(r.length for r in held)
     assert m.chunk_ids() == sorted({r.chunk_id for r in model.values() if r.chunk_id})
     assert m == Manifest.from_refs(
         len(shape),
@@ -54,8 +63,14 @@ def _check(m: Manifest, model: dict[tuple[int, ...], ChunkRef], shape: tuple[int
     if len(m):
         limit = 20 if all(r.is_inline for r in model.values()) else 32
         limit += 0 if m.checksums is None else 8
+        limit += 0 if m.locations is None else 4
+        if all(isinstance(r, VirtualRef) for r in model.values()):
+            limit = 24
         assert m.nbytes_in_memory / len(m) <= limit
-    assert (m.ids is None) == all(r.is_inline for r in model.values())
+    assert (m.ids is None) == all(r.chunk_id is None for r in model.values())
+    virtual = {(r.location, r.validator) for r in model.values() if isinstance(r, VirtualRef)}
+    assert set(m.sources) == virtual and len(m.sources) == len(virtual)
+    assert (m.locations is None) == (not virtual)
     assert (m.checksums is None) == all(r.checksum is None for r in model.values())
 
 

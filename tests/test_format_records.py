@@ -42,7 +42,7 @@ from vrepo.format import (
     seq_from_record_key,
     validate_ref_name,
 )
-from vrepo.format.envelope import HEADER_SIZE, seal_binary
+from vrepo.format.envelope import HEADER_SIZE, NEWEST_VERSION, seal_binary
 
 # --- ChunkRef ----------------------------------------------------------------------------
 
@@ -168,7 +168,7 @@ def test_snapshot_wrong_type_and_newer() -> None:
     with pytest.raises(FormatError, match="not a snapshot"):
         decode_snapshot(log, what="snapshot X")
     data = bytearray(encode_snapshot(_snapshot()))
-    struct.pack_into("<H", data, 8, FORMAT_VERSION + 1)
+    struct.pack_into("<H", data, 8, NEWEST_VERSION + 1)
     with pytest.raises(FormatError, match="checksum"):  # a damaged version byte
         decode_snapshot(bytes(data), what="snapshot X")
     with pytest.raises(FormatError, match="upgrade"):  # a genuinely newer file
@@ -387,7 +387,7 @@ def test_repo_config_unknown_fields_ignored() -> None:
 
 
 def test_repo_info_newer_format() -> None:
-    body = {"format_version": FORMAT_VERSION + 1, "created_at": 5, "config": {}}
+    body = {"format_version": NEWEST_VERSION + 1, "created_at": 5, "config": {}}
     data = encode_json_record(FileType.REPO_INFO, body)
     with pytest.raises(FormatError, match="upgrade vrepo"):
         decode_repo_info(data, what="repo.json")

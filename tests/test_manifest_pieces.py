@@ -13,7 +13,7 @@ import zarr
 
 import vrepo
 from vrepo._sync import run_sync
-from vrepo.format import ChunkRef, Manifest
+from vrepo.format import ChunkRef, Manifest, VirtualRef
 from vrepo.format.manifest_split import choose_split, split_columns
 from vrepo.storage.local import LocalStorage
 
@@ -43,6 +43,8 @@ def test_split_columns_keeps_every_ref_of_each_piece():
     for k in range(len(coords)):
         if k % 3 == 0:  # inline, of varied lengths
             refs.append(ChunkRef.inlined(bytes([k]) * (k % 5 + 1)))
+        elif k % 5 == 0:  # virtual, into a few files: each piece keeps the sources it uses
+            refs.append(VirtualRef(f"file:///d/{k % 4}.nc", 8 * k, 8, f"v{k % 4}"))
         else:
             refs.append(ChunkRef.external(f"0{k:019d}"[:20].replace("1", "Z"), k, checksum=k))
     whole = Manifest.from_refs(2, coords, refs)
@@ -55,7 +57,9 @@ def test_split_columns_keeps_every_ref_of_each_piece():
             assert tuple(int(x) // s for x, s in zip(c, (2, 3), strict=True)) == piece
             assert manifest.lookup(c) == whole.lookup(c)
         assert Manifest.decode(manifest.encode(), what="piece") == manifest
-    assert seen == len(whole)
+        named = {(r.location, r.validator) for r in manifest.refs() if type(r) is VirtualRef}
+        assert set(manifest.sources) == named
+    assert seen == len(whole) and whole.virtual_count > 0
     assert sorted(p for p, _ in pieces) == [p for p, _ in pieces]
 
 

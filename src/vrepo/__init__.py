@@ -40,9 +40,11 @@ from vrepo.errors import (
     SnapshotNotFoundError,
     StorageError,
     UnsupportedZarrFormatError,
+    VirtualContainerError,
+    VirtualSourceChangedError,
     VRepoError,
 )
-from vrepo.format import Author, RefRecord, RepoConfig
+from vrepo.format import Author, RefRecord, RepoConfig, VirtualChunkContainer, VirtualRef
 from vrepo.storage import (
     FsspecStorage,
     LocalStorage,
@@ -150,6 +152,10 @@ __all__ = [
     "Usage",
     "VRepoError",
     "VRepoStore",
+    "VirtualChunkContainer",
+    "VirtualContainerError",
+    "VirtualRef",
+    "VirtualSourceChangedError",
     "fsspec_storage",
     "import_zarr",
     "local_storage",

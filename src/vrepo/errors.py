@@ -146,6 +146,27 @@ class ChunkConflictError(ConflictError):
     """Two change sets wrote the same chunk of the same array."""
 
 
+# --- virtual refs ----------------------------------------------------------------------
+
+
+class VirtualContainerError(VRepoError):
+    """A virtual ref names a location outside every virtual chunk container the repository's
+    configuration allows (refused on write and on read)."""
+
+    def __init__(self, location: str, message: str) -> None:
+        self.location = location
+        super().__init__(message)
+
+
+class VirtualSourceChangedError(VRepoError):
+    """The object a virtual ref points into changed after the ref was made (its validator,
+    mtime and size or ETag, differs), so its bytes are no longer the chunk's."""
+
+    def __init__(self, location: str, message: str) -> None:
+        self.location = location
+        super().__init__(message)
+
+
 __all__ = [
     "HINT_KINDS",
     "ChunkConflictError",
@@ -167,4 +188,6 @@ __all__ = [
     "StorageError",
     "UnsupportedZarrFormatError",
     "VRepoError",
+    "VirtualContainerError",
+    "VirtualSourceChangedError",
 ]

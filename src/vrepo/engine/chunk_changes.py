@@ -42,6 +42,14 @@ class ChunkChanges(MutableMapping[Coords, ChunkRef | None]):
         self._deleted: set[Coords] = set()  # folded deletions
         self._pending = 0  # writes in _recent
 
+    @classmethod
+    def of_written(cls, written: Manifest) -> ChunkChanges:
+        """A change that writes the refs of ``written`` (columns as they are)."""
+        changes = cls(written.ndim)
+        if len(written):
+            changes._levels = [written]
+        return changes
+
     # --- the mapping -----------------------------------------------------------------------
 
     def _folded(self, coords: Coords) -> ChunkRef | None:

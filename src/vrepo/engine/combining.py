@@ -26,7 +26,15 @@ from vrepo.engine.objects import ObjectIO
 from vrepo.engine.rebase import rebase_onto_head
 from vrepo.engine.refs import RefHead, create_record, next_record
 from vrepo.errors import ObjectNotFoundError
-from vrepo.format import Author, Offer, OfferedChunks, RefRecord, decode_turn_claim, turn_key
+from vrepo.format import (
+    Author,
+    Offer,
+    OfferedChunks,
+    RefRecord,
+    VirtualRef,
+    decode_turn_claim,
+    turn_key,
+)
 
 COMBINE_FOR_S = 1.0  # the longest a turn holder spends landing others' commits
 _AHEAD = 8  # prepared commits whose records are not written yet, at most
@@ -42,14 +50,14 @@ def offer_of(
     if changes.nodes or changes.dropped or changes.loose or not changes.chunks:
         return None  # (an empty commit could land twice unnoticed: nothing would conflict)
     count = sum(len(refs) for refs in changes.chunks.values())
-    inline = sum(
-        ref.length
-        for refs in changes.chunks.values()
-        for ref in refs.values()
-        if ref is not None and ref.inline is not None
-    )
-    if count > _MAX_OFFERED_REFS or inline > _MAX_OFFERED_INLINE_BYTES:
+    if count > _MAX_OFFERED_REFS:  # before any ref object is made: there may be millions
         return None
+    refs_of = [ref for refs in changes.chunks.values() for ref in refs.values()]
+    inline = sum(ref.length for ref in refs_of if ref is not None and ref.inline is not None)
+    if inline > _MAX_OFFERED_INLINE_BYTES:
+        return None
+    if any(type(ref) is VirtualRef for ref in refs_of):
+        return None  # an offer's refs are chunk refs only (format.md, "No rebase storms")
     chunks = [
         OfferedChunks(path, [list(c) for c in refs], list(refs.values()))
         for path, refs in changes.chunks.items()

@@ -197,6 +197,8 @@ class _Columns:
     offsets: np.ndarray  # uint64 (n,), into `blob` when inline
     lengths: np.ndarray  # uint32 (n,)
     blob: np.ndarray  # uint8: the inline payloads
+    virtual: np.ndarray  # bool (n,): virtual refs (zero ids too)
+    sources: np.ndarray  # int64 (n,): a virtual ref's (location, validator), hashed; else 0
 
 
 async def _columns(objects: ObjectIO, refs: list[ManifestRef], ndim: int) -> _Columns:
@@ -210,19 +212,33 @@ def _columns_of(manifests: list[Manifest], ndim: int) -> _Columns:
         manifests = [Manifest.empty(ndim)]
     blobs = [np.frombuffer(m.inline_blob, dtype=np.uint8) for m in manifests]
     shifts = np.cumsum([0, *(len(b) for b in blobs[:-1])], dtype=np.uint64)
-    ids, offsets = [], []
+    ids, offsets, virtual, sources = [], [], [], []
     for m, shift in zip(manifests, shifts, strict=True):
         m_ids = m.ids if m.ids is not None else np.zeros((len(m), ID_BYTES), np.uint8)
-        inline = ~m_ids.any(axis=1)
+        inline = m.columns.inline_mask()
         ids.append(m_ids)
         offsets.append(np.where(inline, m.offsets + shift, m.offsets))
+        virtual.append(m.columns.virtual_mask())
+        sources.append(_source_hashes(m))
     return _Columns(
+        virtual=np.concatenate(virtual),
+        sources=np.concatenate(sources),
         coords=np.concatenate([m.coords() for m in manifests]),
         ids=np.concatenate(ids),
         offsets=np.concatenate(offsets),
         lengths=np.concatenate([m.lengths for m in manifests]),
         blob=np.concatenate(blobs),
     )
+
+
+def _source_hashes(m: Manifest) -> np.ndarray:
+    """Per row, a hash of a virtual ref's (location, validator) (one per table entry, not per
+    row); 0 for other rows. Compared within one process only."""
+    if m.locations is None:
+        return np.zeros(len(m), np.int64)
+    table = np.array([hash(source) for source in m.sources] + [0], dtype=np.int64)
+    rows = np.where(m.columns.virtual_mask(), m.locations, len(m.sources))
+    return table[rows]
 
 
 def _compare_columns(old: _Columns, new: _Columns) -> tuple[int, int, int]:
@@ -243,12 +259,16 @@ def _row_changes(old: _Columns, new: _Columns) -> tuple[np.ndarray, np.ndarray, 
     if not len(common):
         return added, i_new, removed
     ids_old, ids_new = old.ids[i_old], new.ids[i_new]
-    inline_old, inline_new = ~ids_old.any(axis=1), ~ids_new.any(axis=1)
+    virtual_old, virtual_new = old.virtual[i_old], new.virtual[i_new]
+    inline_old = ~ids_old.any(axis=1) & ~virtual_old
+    inline_new = ~ids_new.any(axis=1) & ~virtual_new
     len_old, len_new = old.lengths[i_old], new.lengths[i_new]
     off_old, off_new = old.offsets[i_old], new.offsets[i_new]
-    differs = (inline_old != inline_new) | (len_old != len_new)
-    external = ~inline_old & ~inline_new
+    differs = (inline_old != inline_new) | (virtual_old != virtual_new) | (len_old != len_new)
+    external = ~inline_old & ~inline_new & ~virtual_old & ~virtual_new
     differs |= external & ((ids_old != ids_new).any(axis=1) | (off_old != off_new))
+    both_virtual = virtual_old & virtual_new
+    differs |= both_virtual & ((old.sources[i_old] != new.sources[i_new]) | (off_old != off_new))
     both_inline = np.flatnonzero(inline_old & inline_new & (len_old == len_new) & (len_old > 0))
     if len(both_inline):
         differs[both_inline] = _payloads_differ(

@@ -290,7 +290,7 @@ class _Run:
         for named, manifest in zip(
             dying, await bounded(self._manifest(m.id) for m in dying), strict=True
         ):
-            rows = np.flatnonzero(~manifest.columns.inline_mask())
+            rows = np.flatnonzero(manifest.columns.stored_mask())
             if not len(rows):
                 continue
             coords = manifest.coords()[rows]

@@ -70,7 +70,7 @@ def stored_chunk_ids(manifest: Manifest) -> np.ndarray:
     chunk is named then keeps it, which only ever keeps too much."""
     if manifest.ids is None:
         return NO_IDS
-    return fingerprints(manifest.ids[~manifest.columns.inline_mask()])
+    return fingerprints(manifest.ids[manifest.columns.stored_mask()])
 
 
 def fingerprints(ids: np.ndarray) -> np.ndarray:

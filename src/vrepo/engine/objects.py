@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from vrepo.engine.chunk_check import check_chunk_bytes
+from vrepo.engine.virtual_refs import read_virtual
 from vrepo.errors import FormatError, ObjectNotFoundError, SnapshotNotFoundError
 from vrepo.format import (
     ChunkRef,
@@ -26,6 +27,7 @@ from vrepo.format import (
     RepoConfig,
     Snapshot,
     TransactionLog,
+    VirtualRef,
     crc32c,
     decode_history_page,
     decode_snapshot,
@@ -297,7 +299,7 @@ class ObjectIO:
 
     async def read_chunk(
         self,
-        ref: ChunkRef,
+        ref: ChunkRef | VirtualRef,
         start: int = 0,
         end: int | None = None,
         *,
@@ -307,10 +309,14 @@ class ObjectIO:
         """Bytes ``[start, end)`` of the chunk a ref points to (``end`` None: to its end).
 
         Stored chunks are checked (`check_chunk_bytes`): the length always, the checksum of a
-        whole chunk unless ``verify_checksum`` is False; `FormatError` names ``what``.
+        whole chunk unless ``verify_checksum`` is False; `FormatError` names ``what``. Virtual
+        ones are read from their source (`read_virtual`: container, validator and length).
         """
         end = ref.length if end is None else min(end, ref.length)
         start = min(max(start, 0), end)
+        if type(ref) is VirtualRef:
+            containers = self.config.virtual_chunk_containers
+            return await read_virtual(ref, start, end, containers, what=what)
         if ref.inline is not None:
             return ref.inline[start:end]
         key = chunk_key(ref.chunk_id)

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from typing import Any
+
+import msgspec
+import msgspec.structs
 
 from vrepo._sync import run_sync
 from vrepo.engine import ref_admin
@@ -41,7 +45,14 @@ from vrepo.errors import (
     RepositoryExistsError,
     RepositoryNotFoundError,
 )
-from vrepo.format import REPO_INFO_KEY, Author, RefRecord, RepoConfig, RepoInfo
+from vrepo.format import (
+    REPO_INFO_KEY,
+    Author,
+    RefRecord,
+    RepoConfig,
+    RepoInfo,
+    VirtualChunkContainer,
+)
 from vrepo.storage import Storage, as_storage, guarded, unguarded
 
 
@@ -115,6 +126,20 @@ class Repository(RepositoryMaintenance):
         """Persist a new configuration; later sessions use it."""
         self._info = run_sync(save_repository_config(self._storage, self._info, config))
         self._objects = ObjectIO(self._storage, self._info.config)
+
+    def add_virtual_chunk_container(
+        self, url_prefix: str, storage_options: Mapping[str, Any] | None = None
+    ) -> VirtualChunkContainer:
+        """Allow virtual refs to read below ``url_prefix`` (e.g. ``file:///data/archive/``),
+        saving it in the configuration (replacing a container of the same prefix); later
+        sessions use it. Returns the container, its prefix normalized."""
+        container = VirtualChunkContainer(url_prefix, dict(storage_options or {}))
+        kept = [
+            c for c in self.config.virtual_chunk_containers if c.url_prefix != container.url_prefix
+        ]
+        config = msgspec.structs.replace(self.config, virtual_chunk_containers=(*kept, container))
+        self.save_config(config)
+        return container
 
     def __repr__(self) -> str:
         return f"<vrepo.Repository {self._storage.url}>"

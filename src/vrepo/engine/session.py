@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from vrepo._sync import run_sync
@@ -25,6 +25,7 @@ from vrepo.engine.forks import ForkRecord, merge_fork_changes
 from vrepo.engine.objects import ObjectIO
 from vrepo.engine.rebase import check_solver, rebase_onto_head
 from vrepo.engine.refs import RefHead
+from vrepo.engine.virtual_writes import set_virtual_refs
 from vrepo.errors import (
     InvalidArgumentError,
     NoChangesError,
@@ -331,6 +332,41 @@ class Session:
         if base_id not in self._forks:
             self._forks[base_id] = ForkRecord.of(content.changes)
         return ForkSession(self._objects, base_id, parent_id=self._id, branch=self.branch)
+
+    def set_virtual_refs(
+        self,
+        array_path: str,
+        chunk_coords: Any,
+        locations: Any,
+        offsets: Any,
+        lengths: Any,
+        *,
+        location_index: Any | None = None,
+        validators: Mapping[str, str] | None = None,
+    ) -> int:
+        """Point chunks of an array at byte ranges of files outside the repository.
+
+        Columns in, one row per chunk: ``chunk_coords`` (n, ndim), ``locations`` (n URLs such
+        as ``file:///data/a.nc``; or, with ``location_index`` (n,), the k distinct ones),
+        ``offsets`` and ``lengths`` (n). Each location must lie in a virtual chunk container
+        of the repository (`VirtualContainerError`). Its validator (mtime and size of a local
+        file) is read now, or taken from ``validators`` (location -> validator); a read of a
+        changed source raises `VirtualSourceChangedError`. Returns how many refs were set.
+        """
+        self._check_writable()
+        content = run_sync(self._ensure_content())
+        return run_sync(
+            set_virtual_refs(
+                content,
+                array_path,
+                chunk_coords,
+                locations,
+                offsets,
+                lengths,
+                location_index=location_index,
+                validators=validators,
+            )
+        )
 
     def merge(self, *forks: ForkSession, on_conflict: OnConflict = "error") -> None:
         """Fold forks' changes into this session (they commit with it).

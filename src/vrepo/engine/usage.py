@@ -91,12 +91,12 @@ async def usage(objects: ObjectIO, snapshot_id: str, grace_us: int, *, timed_ids
         for ref in node.manifests:
             manifest = await objects.get_manifest(ref.id)
             ids = stored_chunk_ids(manifest)
-            inline = manifest.columns.inline_mask()
-            lengths = manifest.lengths[~inline].astype(np.int64)
+            stored_rows = manifest.columns.stored_mask()
+            lengths = manifest.lengths[stored_rows].astype(np.int64)
             chunks, stored = chunks + len(ids), stored + int(lengths.sum())
             if counts.manifests[ref.id].count > 1 or not len(ids):
                 continue  # another snapshot names this very manifest: all of it is shared
-            coords = manifest.coords()[~inline]
+            coords = manifest.coords()[stored_rows]
             others = [m for m in live if m.path == node.path and m.id != ref.id]
             others = [m for m in others if covers(m, coords)]
             read = await bounded(objects.get_manifest(m.id) for m in others)

@@ -10,6 +10,8 @@ from vrepo.format.checksum import crc32c
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.envelope import (
     FORMAT_VERSION,
+    NEWEST_VERSION,
+    VIRTUAL_FORMAT_VERSION,
     FileType,
     decode_binary,
     decode_json_record,
@@ -55,6 +57,7 @@ from vrepo.format.ids import (
     timed_id_seconds,
 )
 from vrepo.format.manifest import Manifest
+from vrepo.format.manifest_columns import NOT_VIRTUAL
 from vrepo.format.ref_record import (
     MAX_SEQ,
     REF_ACTIONS,
@@ -101,6 +104,12 @@ from vrepo.format.turn import (
     turn_dir,
     turn_key,
 )
+from vrepo.format.virtual_location import (
+    VirtualChunkContainer,
+    container_for,
+    normalize_location,
+)
+from vrepo.format.virtual_ref import VirtualRef
 
 __all__ = [
     "EXPIRY_PREFIX",
@@ -111,12 +120,15 @@ __all__ = [
     "MAX_INDEXED_METADATA_BYTES",
     "MAX_PAGE_ENTRIES",
     "MAX_SEQ",
+    "NEWEST_VERSION",
+    "NOT_VIRTUAL",
     "RECENT_ANCESTORS",
     "REFS_PREFIX",
     "REF_ACTIONS",
     "REF_KINDS",
     "REPO_INFO_KEY",
     "TURNS_PREFIX",
+    "VIRTUAL_FORMAT_VERSION",
     "ArrayChunkChanges",
     "Author",
     "ChunkRef",
@@ -139,8 +151,11 @@ __all__ = [
     "Snapshot",
     "TransactionLog",
     "TurnClaim",
+    "VirtualChunkContainer",
+    "VirtualRef",
     "array_to_ids",
     "bytes_to_id",
+    "container_for",
     "crc32c",
     "decode_binary",
     "decode_expiry_record",
@@ -162,13 +177,16 @@ __all__ = [
     "encode_snapshot",
     "encode_transaction_log",
     "encode_turn_claim",
+    "etag_validator",
     "expiry_record_key",
+    "file_validator",
     "id_to_bytes",
     "ids_to_array",
     "is_id_prefix",
     "is_valid_id",
     "new_id",
     "new_timed_id",
+    "normalize_location",
     "parse_ref",
     "ref_dir",
     "ref_record_key",

@@ -35,6 +35,8 @@ from vrepo.errors import FormatError
 from vrepo.format.checksum import crc32c
 
 FORMAT_VERSION = 3  # 3: split manifests (ManifestRef.piece, .split) and the history index
+VIRTUAL_FORMAT_VERSION = 4  # 4: virtual chunk refs; only manifests holding one are version 4
+NEWEST_VERSION = VIRTUAL_FORMAT_VERSION  # the newest version this vrepo reads
 LEGACY_VERSION = 1  # checksum of the body only (binary: zlib CRC-32; JSON: "crc32:")
 MAGIC = b"VREPO\x00\r\n"
 COMPRESSION_NONE = 0
@@ -96,10 +98,10 @@ def _check_version(version: object, what: str) -> None:
     """Refuse an invalid version, or one newer than this vrepo reads (checksum already valid)."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise FormatError(f"{what} has an invalid format version {version!r}; {_CORRUPT}")
-    if version > FORMAT_VERSION:
+    if version > NEWEST_VERSION:
         raise FormatError(
             f"{what} was written by a newer vrepo (format version {version}; this vrepo reads "
-            f"up to {FORMAT_VERSION}); upgrade vrepo to read it"
+            f"up to {NEWEST_VERSION}); upgrade vrepo to read it"
         )
 
 
@@ -107,15 +109,20 @@ def _check_version(version: object, what: str) -> None:
 
 
 def encode_binary(
-    file_type: FileType, payload: bytes | bytearray | memoryview, *, compress: bool = True
+    file_type: FileType,
+    payload: bytes | bytearray | memoryview,
+    *,
+    compress: bool = True,
+    version: int = FORMAT_VERSION,
 ) -> bytes:
     """Wrap `payload` in the binary envelope: header, (zstd) body, CRC-32C of both.
 
-    ``compress=False`` is for payloads that are mostly compressed already.
+    ``compress=False`` is for payloads that are mostly compressed already; ``version`` is
+    raised above `FORMAT_VERSION` only for files an older vrepo must refuse.
     """
     body = compress_bytes(payload) if compress else payload
     method = COMPRESSION_ZSTD if compress else COMPRESSION_NONE
-    header = _HEADER.pack(MAGIC, FORMAT_VERSION, int(file_type), method, len(payload), 0)
+    header = _HEADER.pack(MAGIC, version, int(file_type), method, len(payload), 0)
     return seal_binary(header + body)
 
 
@@ -271,8 +278,9 @@ class StructFile(Generic[T]):
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(struct_type)
 
-    def encode(self, obj: T) -> bytes:
-        return encode_binary(self._file_type, self._encoder.encode(obj), compress=self._compress)
+    def encode(self, obj: T, *, version: int = FORMAT_VERSION) -> bytes:
+        payload = self._encoder.encode(obj)
+        return encode_binary(self._file_type, payload, compress=self._compress, version=version)
 
     def decode(
         self,

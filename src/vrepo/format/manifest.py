@@ -23,13 +23,24 @@ from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.ids import ID_BYTES, array_to_ids, bytes_to_id
 from vrepo.format.manifest_build import columns_from_refs
 from vrepo.format.manifest_codec import decode_manifest, encode_manifest
-from vrepo.format.manifest_columns import NO_CHECKSUM, ManifestColumns
+from vrepo.format.manifest_columns import NO_CHECKSUM, NOT_VIRTUAL, ManifestColumns, Source
 from vrepo.format.manifest_update import apply_changes, apply_column_changes
+from vrepo.format.virtual_ref import VirtualRef
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
+
+
+def _same_virtual(a: ManifestColumns, b: ManifestColumns) -> bool:
+    """Whether two manifests' virtual rows name the same sources (tables may be ordered apart)."""
+    la, lb = a.locations, b.locations
+    if la is None or lb is None or not np.array_equal(la == NOT_VIRTUAL, lb == NOT_VIRTUAL):
+        return la is lb
+    va, vb = la != NOT_VIRTUAL, lb != NOT_VIRTUAL
+    names_a = [a.sources[i] for i in la[va].tolist()]
+    return names_a == [b.sources[i] for i in lb[vb].tolist()]
 
 
 class Manifest:
@@ -47,6 +58,8 @@ class Manifest:
         lengths: np.ndarray,
         inline_blob: bytes | memoryview,
         checksums: np.ndarray | None = None,
+        locations: np.ndarray | None = None,
+        sources: tuple[Source, ...] = (),
     ) -> None:
         """Wrap already-consistent columns; use `empty`, `from_refs` or `decode` instead."""
         self._cols = ManifestColumns(
@@ -58,6 +71,8 @@ class Manifest:
             _readonly(lengths),
             inline_blob,
             None if checksums is None else _readonly(checksums),
+            None if locations is None else _readonly(locations),
+            tuple(sources),
         )
 
     # construction ---------------------------------------------------------------------
@@ -68,11 +83,11 @@ class Manifest:
         return cls(*ManifestColumns.empty(ndim))
 
     @classmethod
-    def from_refs(cls, ndim: int, coords: Any, refs: Sequence[ChunkRef]) -> Manifest:
+    def from_refs(cls, ndim: int, coords: Any, refs: Sequence[ChunkRef | VirtualRef]) -> Manifest:
         """Build a manifest from (n, ndim) chunk coordinates (any order) and their refs."""
         return cls(*columns_from_refs(ndim, coords, refs))
 
-    def with_changes(self, coords: Any, refs: Sequence[ChunkRef | None]) -> Manifest:
+    def with_changes(self, coords: Any, refs: Sequence[ChunkRef | VirtualRef | None]) -> Manifest:
         """A new manifest with each coordinate set to its ref, or removed where the ref is None.
 
         Refs not mentioned are kept. Coordinates must be unique within one call.
@@ -90,7 +105,7 @@ class Manifest:
 
     # reading ----------------------------------------------------------------------------
 
-    def lookup(self, coord: Sequence[int]) -> ChunkRef | None:
+    def lookup(self, coord: Sequence[int]) -> ChunkRef | VirtualRef | None:
         """The ref of the chunk at `coord`, or None if the manifest has none (O(log n))."""
         cols = self._cols
         if len(coord) != cols.ndim:
@@ -106,10 +121,13 @@ class Manifest:
             return None
         return self._ref_at(i)
 
-    def _ref_at(self, i: int) -> ChunkRef:
+    def _ref_at(self, i: int) -> ChunkRef | VirtualRef:
         cols = self._cols
         offset = int(cols.offsets[i])
         length = int(cols.lengths[i])
+        if cols.locations is not None and cols.locations[i] != NOT_VIRTUAL:
+            location, validator = cols.sources[int(cols.locations[i])]
+            return VirtualRef(location, offset, length, validator)
         if cols.ids is None or not cols.ids[i].any():
             return ChunkRef(None, 0, length, bytes(cols.inline_blob[offset : offset + length]))
         checksum = None
@@ -121,7 +139,7 @@ class Manifest:
         """The (n, ndim) uint64 chunk coordinates in sorted (row-major) order."""
         return self._cols.coords()
 
-    def refs(self) -> list[ChunkRef]:
+    def refs(self) -> list[ChunkRef | VirtualRef]:
         """Every ref, in key order (one Python object per row: for small manifests)."""
         return [self._ref_at(i) for i in range(len(self))]
 
@@ -130,7 +148,7 @@ class Manifest:
         ids = self._cols.ids
         if ids is None:
             return []
-        external = ids[~self._cols.inline_mask()]
+        external = ids[self._cols.stored_mask()]
         if len(external) == 0:
             return []
         unique = np.unique(np.ascontiguousarray(external).view(f"V{ID_BYTES}").ravel())
@@ -181,20 +199,40 @@ class Manifest:
         return self._cols.checksums
 
     @property
+    def locations(self) -> np.ndarray | None:
+        """Per row, the index of a virtual ref's (location, validator) in `sources`, uint32
+        (n,), `NOT_VIRTUAL` for other rows; None when no row is virtual."""
+        return self._cols.locations
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        """The distinct (location, validator) pairs of the virtual refs."""
+        return self._cols.sources
+
+    @property
+    def virtual_count(self) -> int:
+        """How many refs are virtual."""
+        return int(self._cols.virtual_mask().sum())
+
+    @property
     def inline_blob(self) -> bytes | memoryview:
         """The inline payloads, concatenated (a read-only memoryview after `decode`)."""
         return self._cols.inline_blob
 
     @property
     def stored_bytes(self) -> int:
-        """Total bytes of all referenced chunks (inline ones included)."""
-        return int(self._cols.lengths.sum(dtype=np.uint64))
+        """Total bytes of the chunks the repository holds (inline ones included; virtual
+        ones, kept outside it, not)."""
+        lengths = self._cols.lengths
+        if self._cols.locations is not None:
+            lengths = lengths[~self._cols.virtual_mask()]
+        return int(lengths.sum(dtype=np.uint64))
 
     @property
     def nbytes_in_memory(self) -> int:
         """Bytes held by the columns, excluding inline payloads."""
         c = self._cols
-        columns = (c.keys, c.ids, c.offsets, c.lengths, c.checksums)
+        columns = (c.keys, c.ids, c.offsets, c.lengths, c.checksums, c.locations)
         return sum(a.nbytes for a in columns if a is not None)
 
     def __eq__(self, other: object) -> bool:
@@ -212,14 +250,18 @@ class Manifest:
             and a.inline_blob == b.inline_blob
             and (a.checksums is None) == (b.checksums is None)
             and (a.checksums is None or np.array_equal(a.checksums, b.checksums))
+            and (a.locations is None) == (b.locations is None)
+            and (a.locations is None or _same_virtual(a, b))
         )
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         n_inline = int(self._cols.inline_mask().sum())
+        n_virtual = self.virtual_count
+        virtual = f", virtual={n_virtual}" if n_virtual else ""
         return (
-            f"Manifest(ndim={self.ndim}, refs={len(self)}, inline={n_inline}, "
+            f"Manifest(ndim={self.ndim}, refs={len(self)}, inline={n_inline}{virtual}, "
             f"extent={self.extent}, stored_bytes={self.stored_bytes})"
         )
 

@@ -14,9 +14,22 @@ import numpy as np
 
 from vrepo.errors import FormatError
 from vrepo.format.chunk_grid import MAX_COORD, check_extent, extent_of, ravel
-from vrepo.format.envelope import FileType, StructFile, compress_bytes, decompress_bytes
+from vrepo.format.envelope import (
+    FORMAT_VERSION,
+    VIRTUAL_FORMAT_VERSION,
+    FileType,
+    StructFile,
+    compress_bytes,
+    decompress_bytes,
+)
 from vrepo.format.ids import ID_BYTES
-from vrepo.format.manifest_columns import NO_CHECKSUM, ManifestColumns, canonical_checksums
+from vrepo.format.manifest_columns import (
+    NO_CHECKSUM,
+    NOT_VIRTUAL,
+    ManifestColumns,
+    canonical_checksums,
+    canonical_locations,
+)
 
 
 class _Payload(msgspec.Struct):
@@ -28,7 +41,9 @@ class _Payload(msgspec.Struct):
     False, in version 1), checksums (count uint32, the CRC-32C of each stored chunk) and
     ``unchecked``, a bitmap of the rows without one (ceil(count / 8) bytes, least significant
     bit first; a set bit: an inline ref, or one kept from a version-1 manifest, whose checksum
-    slot is 0).
+    slot is 0), then, when ``has_locations`` (format version 4), locations (count uint32: a
+    virtual ref's index in ``sources``, 2**32 - 1 for the other rows). ``sources`` lists the
+    distinct ``[location, validator]`` pairs of the virtual refs.
     ``inline_blob`` is stored raw: inline payloads are chunks already compressed by their zarr
     codecs, and compressing them again cost most of the time of a commit and of a cold read.
     """
@@ -40,6 +55,8 @@ class _Payload(msgspec.Struct):
     columns: Any
     inline_blob: Any
     has_checksums: bool = False
+    has_locations: bool = False
+    sources: list[tuple[str, str]] = []
 
 
 class _DecodedPayload(_Payload):
@@ -63,6 +80,8 @@ def encode_manifest(cols: ManifestColumns) -> bytes:
         missing = cols.checksums == NO_CHECKSUM
         columns.append(_le_bytes(np.where(missing, 0, cols.checksums), "<u4"))
         columns.append(memoryview(np.packbits(missing, bitorder="little")))
+    if cols.locations is not None:
+        columns.append(_le_bytes(cols.locations, "<u4"))
     payload = _Payload(
         ndim=cols.ndim,
         count=len(cols.keys),
@@ -71,8 +90,12 @@ def encode_manifest(cols: ManifestColumns) -> bytes:
         columns=compress_bytes(b"".join(columns)),
         inline_blob=cols.inline_blob,
         has_checksums=cols.checksums is not None,
+        has_locations=cols.locations is not None,
+        sources=list(cols.sources),
     )
-    return _file.encode(payload)
+    # an older vrepo would read virtual rows as inline ones: it must refuse the file instead
+    version = FORMAT_VERSION if cols.locations is None else VIRTUAL_FORMAT_VERSION
+    return _file.encode(payload, version=version)
 
 
 def decode_manifest(data: bytes | bytearray | memoryview, *, what: str) -> ManifestColumns:
@@ -109,6 +132,8 @@ def _from_payload(p: _DecodedPayload) -> ManifestColumns:
     sizes["lengths"] = 4 * n
     if p.has_checksums:
         sizes["checksums"], sizes["unchecked"] = 4 * n, (n + 7) // 8
+    if p.has_locations:
+        sizes["locations"] = 4 * n
     try:
         raw = memoryview(decompress_bytes(columns, sum(sizes.values()), what="columns"))
     except FormatError as e:
@@ -125,18 +150,38 @@ def _from_payload(p: _DecodedPayload) -> ManifestColumns:
     ids = np.frombuffer(column["ids"], np.uint8).reshape(n, ID_BYTES) if p.has_ids else None
     offsets = np.frombuffer(column["offsets"], dtype="<u8")
     lengths = np.frombuffer(column["lengths"], dtype="<u4")
-    inline = np.ones(n, dtype=bool) if ids is None else ~ids.any(axis=1)
-    if ids is not None and inline.all():
-        ids = None  # canonical form: no ids column when every ref is inline
+    locations, sources = _locations(column, p) if p.has_locations else (None, ())
+    virtual = np.zeros(n, bool) if locations is None else locations != NOT_VIRTUAL
+    zero_id = np.ones(n, dtype=bool) if ids is None else ~ids.any(axis=1)
+    if (virtual & ~zero_id).any():
+        raise ValueError("a virtual ref has a chunk id")
+    inline = zero_id & ~virtual
+    if ids is not None and zero_id.all():
+        ids = None  # canonical form: no ids column when no ref is stored
     ends = offsets[inline] + lengths[inline].astype(np.uint64)
     if len(ends) and (int(ends.max()) > len(inline_blob) or (ends < offsets[inline]).any()):
         raise ValueError("an inline ref points past the end of the inline payloads")
-    checksums = _checksums(column, inline) if p.has_checksums else None
-    return ManifestColumns(ndim, extent, keys, ids, offsets, lengths, inline_blob, checksums)
+    checksums = _checksums(column, zero_id) if p.has_checksums else None
+    return ManifestColumns(
+        ndim, extent, keys, ids, offsets, lengths, inline_blob, checksums, locations, sources
+    )
+
+
+def _locations(
+    column: dict[str, memoryview], p: _DecodedPayload
+) -> tuple[np.ndarray | None, tuple[tuple[str, str], ...]]:
+    """The locations column and source table, checked (every index names a source)."""
+    locations = np.frombuffer(column["locations"], dtype="<u4")
+    sources = tuple((str(loc), str(val)) for loc, val in p.sources)
+    virtual = locations != NOT_VIRTUAL
+    if virtual.any() and int(locations[virtual].max()) >= len(sources):
+        raise ValueError("a virtual ref names a source the manifest does not list")
+    return canonical_locations(locations, sources)
 
 
 def _checksums(column: dict[str, memoryview], inline: np.ndarray) -> np.ndarray | None:
-    """The checksums column (`NO_CHECKSUM` where the bitmap says none); inline rows have none."""
+    """The checksums column (`NO_CHECKSUM` where the bitmap says none); ``inline``: the rows
+    without a chunk id (inline and virtual refs), which have none."""
     n = len(inline)
     bits = np.frombuffer(column["unchecked"], np.uint8)
     missing = np.unpackbits(bits, count=n, bitorder="little").astype(bool)

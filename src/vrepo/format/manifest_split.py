@@ -15,7 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from vrepo.format.chunk_grid import extent_of, ravel, unravel
-from vrepo.format.manifest_columns import ManifestColumns, canonical_checksums
+from vrepo.format.manifest_columns import (
+    ManifestColumns,
+    canonical_checksums,
+    canonical_locations,
+)
 
 
 def choose_split(grid: Sequence[int], max_refs: int) -> tuple[int, ...]:
@@ -64,7 +68,9 @@ def select_rows(
     offsets[inline] = new_starts
     checksums = None if cols.checksums is None else cols.checksums[rows]
     if ids is not None and not ids.any():
-        ids = None  # every kept ref is inline: the canonical form has no ids column
+        ids = None  # no kept ref is stored: the canonical form has no ids column
+    locations = None if cols.locations is None else cols.locations[rows]
+    locations, sources = canonical_locations(locations, cols.sources)
     return ManifestColumns(
         cols.ndim,
         extent,
@@ -74,6 +80,8 @@ def select_rows(
         lengths,
         blob[gather].tobytes(),
         canonical_checksums(checksums),
+        locations,
+        sources,
     )
 
 

@@ -23,11 +23,20 @@ from vrepo.format.chunk_grid import (
 from vrepo.format.chunk_ref import ChunkRef
 from vrepo.format.ids import ID_BYTES
 from vrepo.format.manifest_build import RefColumns
-from vrepo.format.manifest_columns import NO_CHECKSUM, ManifestColumns, canonical_checksums
+from vrepo.format.manifest_columns import (
+    NO_CHECKSUM,
+    NOT_VIRTUAL,
+    ManifestColumns,
+    Source,
+    canonical_checksums,
+    canonical_locations,
+    merge_sources,
+)
+from vrepo.format.virtual_ref import VirtualRef
 
 
 def apply_changes(
-    old: ManifestColumns, coords: Any, refs: Sequence[ChunkRef | None]
+    old: ManifestColumns, coords: Any, refs: Sequence[ChunkRef | VirtualRef | None]
 ) -> ManifestColumns | None:
     """`old` with each coordinate set to its ref, or removed where the ref is None.
 
@@ -69,11 +78,12 @@ def apply_column_changes(
 class _ColumnRows:
     """Manifest columns seen as the new rows of a merge (the attributes of `RefColumns`)."""
 
-    __slots__ = ("blob", "checksums", "ids", "inline", "lengths", "offsets")
+    __slots__ = ("blob", "checksums", "ids", "inline", "lengths", "locations", "offsets", "sources")
 
     def __init__(self, cols: ManifestColumns) -> None:
         self.blob, self.checksums, self.ids = cols.inline_blob, cols.checksums, cols.ids
         self.inline, self.lengths, self.offsets = cols.inline_mask(), cols.lengths, cols.offsets
+        self.locations, self.sources = cols.locations, cols.sources
 
 
 def _merge(
@@ -110,7 +120,9 @@ def _merge(
     out_lengths = np.insert(old.lengths[keep], at, new.lengths)
     out_inline = np.insert(old_inline[keep], at, new.inline)
     src_offsets = np.insert(old.offsets[keep], at, new.offsets)
-    if out_inline.all():
+    out_locations, sources = _merged_locations(old, keep, at, new)
+    stored = ~out_inline if out_locations is None else ~out_inline & (out_locations == NOT_VIRTUAL)
+    if not stored.any():
         out_ids = None
     else:
         old_ids = old.ids_or_zeros()[keep]
@@ -142,9 +154,34 @@ def _merge(
             extent, out_keys = shrunk, ravel(out_coords, shrunk)
     elif not len(out_keys):
         extent = (0,) * old.ndim
+    out_locations, sources = canonical_locations(out_locations, sources)
     return ManifestColumns(
-        old.ndim, extent, out_keys, out_ids, out_offsets, out_lengths, blob, out_checksums
+        old.ndim,
+        extent,
+        out_keys,
+        out_ids,
+        out_offsets,
+        out_lengths,
+        blob,
+        out_checksums,
+        out_locations,
+        sources,
     )
+
+
+def _merged_locations(
+    old: ManifestColumns, keep: np.ndarray, at: np.ndarray, new: RefColumns | _ColumnRows
+) -> tuple[np.ndarray | None, tuple[Source, ...]]:
+    """The locations column of a merge (kept old rows, new rows inserted ``at``) and the one
+    source table it indexes; (None, ()) when neither side has a virtual ref."""
+    if old.locations is None and new.locations is None:
+        return None, ()
+    new_locations = new.locations
+    if new_locations is None:
+        new_locations = np.full(len(new.lengths), NOT_VIRTUAL, dtype=np.uint32)
+    sources, new_locations = merge_sources(old.sources, new.sources, new_locations)
+    kept = old.locations_or_none()[keep]
+    return np.insert(kept, at, new_locations), sources
 
 
 def merge_blobs(

@@ -14,6 +14,7 @@ from vrepo.format.envelope import (
     decode_json_record,
     encode_json_record,
 )
+from vrepo.format.virtual_location import VirtualChunkContainer
 
 REPO_INFO_KEY = "repo.json"
 MAX_INLINE_THRESHOLD = 65536
@@ -30,6 +31,8 @@ class RepoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     further retry up to ``commit_backoff_max_ms``.
     ``manifest_split_refs``: an array's chunk refs are kept in pieces of at most this many
     (by block of the chunk grid), so a commit rewrites only the pieces it wrote in.
+    ``virtual_chunk_containers``: the location prefixes virtual refs may read
+    (`VirtualChunkContainer`); none by default, so nothing virtual is read.
     """
 
     inline_threshold_bytes: int = 512
@@ -37,6 +40,7 @@ class RepoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     commit_backoff_ms: float = 1.0
     commit_backoff_max_ms: float = 64.0
     manifest_split_refs: int = 32768
+    virtual_chunk_containers: tuple[VirtualChunkContainer, ...] = ()
 
     def __post_init__(self) -> None:
         limits = {
@@ -51,6 +55,16 @@ class RepoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
             if not low <= value <= high:
                 raise InvalidArgumentError(f"RepoConfig.{name} must be {low}..{high}, got {value}")
             msgspec.structs.force_setattr(self, name, value)  # numpy numbers as plain ones
+        containers = self.virtual_chunk_containers
+        if isinstance(containers, VirtualChunkContainer) or not all(
+            isinstance(c, VirtualChunkContainer) for c in containers
+        ):
+            raise InvalidArgumentError(
+                "RepoConfig.virtual_chunk_containers must be a sequence of "
+                f"vrepo.VirtualChunkContainer, got {containers!r}; for example "
+                "[vrepo.VirtualChunkContainer('file:///data/archive/')]"
+            )
+        msgspec.structs.force_setattr(self, "virtual_chunk_containers", tuple(containers))
 
 
 def _number(name: str, value: object, kind: type[int] | type[float]) -> int | float:

@@ -50,6 +50,8 @@ class VRepoStore(Store):
     Every stored chunk read is checked against its ref: its length always, and, when
     ``verify_checksums`` (default: the ``read.verify-checksums`` setting, read when the store
     is made), the CRC-32C of every whole chunk; a damaged chunk raises `vrepo.FormatError`.
+    Virtual chunks are read from their source files (see `vrepo.VirtualRef`), checked
+    against the repository's virtual chunk containers and the source's validator.
     """
 
     supports_writes: bool = True
