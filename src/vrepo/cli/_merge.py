@@ -56,7 +56,7 @@ def merge(
     as_json: JsonOpt = False,
 ) -> None:
     """Merge SOURCE into a branch: a three-way merge of nodes, metadata and chunks."""
-    _checked(strategy, "--strategy"), _checked(metadata_strategy, "--metadata-strategy")
+    _check(strategy, metadata_strategy)
     repo = open_repo_only(repo_ref, "merge")
     result = repo.merge(
         source,
@@ -84,7 +84,7 @@ def revert(
     as_json: JsonOpt = False,
 ) -> None:
     """Commit on a branch the inverse of one snapshot's changes."""
-    _checked(strategy, "--strategy"), _checked(metadata_strategy, "--metadata-strategy")
+    _check(strategy, metadata_strategy)
     repo = open_repo_only(repo_ref, "revert")
     result = repo.revert(
         revision,
@@ -97,10 +97,11 @@ def revert(
     _report(result, f"{revision} on {branch}", as_json)
 
 
-def _checked(strategy: str, option: str) -> str:
-    if strategy not in STRATEGIES:
-        raise typer.BadParameter(f"{strategy!r} is not one of {_CHOICES}", param_hint=option)
-    return strategy
+def _check(strategy: str, metadata_strategy: str) -> None:
+    """A usage error (exit status 2) naming the option, before the repository is opened."""
+    for option, value in (("--strategy", strategy), ("--metadata-strategy", metadata_strategy)):
+        if value not in STRATEGIES:
+            raise typer.BadParameter(f"{value!r} is not one of {_CHOICES}", param_hint=option)
 
 
 def _report(result: MergeResult, what: str, as_json: bool) -> None:

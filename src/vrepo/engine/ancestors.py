@@ -21,9 +21,10 @@ from vrepo.format import HistoryEntry
 
 
 def iter_ancestors(
-    objects: ObjectIO, start: str, cuts: Mapping[str, str] | None = None
+    objects: ObjectIO, start: str, cuts: Mapping[str, str] | None = None, *, whole: bool = True
 ) -> Iterator[HistoryEntry]:
-    """``start`` and all its ancestors through every parent, newest first, each once.
+    """``start`` and all its ancestors through every parent, newest first, each once
+    (``whole``: with metadata the index left out, as `iter_entries`).
 
     Without merges this is `iter_entries` exactly. A merged line whose snapshots were
     collected (only possible in a repository a vrepo without merges collected) ends there.
@@ -35,7 +36,7 @@ def iter_ancestors(
     lines: list[tuple[int, int, HistoryEntry, Iterator[HistoryEntry]]] = []
 
     def add_line(root: str, required: bool) -> None:
-        line = iter_entries(objects, root, cuts)
+        line = iter_entries(objects, root, cuts, whole=whole)
         try:
             entry = next(line)
         except SnapshotNotFoundError:
@@ -64,7 +65,7 @@ def merge_base(objects: ObjectIO, a: str, b: str) -> str | None:
     their histories never meet. Both histories are walked together, newest first, so the
     walk stops at the first snapshot both reach rather than reading either to its start."""
     cuts = run_sync(current_cuts(objects))
-    walks = [iter_ancestors(objects, a, cuts), iter_ancestors(objects, b, cuts)]
+    walks = [iter_ancestors(objects, x, cuts, whole=False) for x in (a, b)]
     reached: list[set[str]] = [set(), set()]
     heads = [next(walk, None) for walk in walks]
     while heads[0] is not None or heads[1] is not None:

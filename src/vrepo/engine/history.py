@@ -24,7 +24,8 @@ DISPLAY_LIMIT = 20
 def count_snapshots(objects: ObjectIO, start: str, limit: int = COUNT_LIMIT) -> int:
     """How many snapshots the history from ``start`` has, through every parent (expiry's
     cuts applied), counting at most ``limit`` + 1."""
-    return sum(1 for _ in itertools.islice(iter_ancestors(objects, start), limit + 1))
+    walk = iter_ancestors(objects, start, whole=False)  # no snapshot read for metadata
+    return sum(1 for _ in itertools.islice(walk, limit + 1))
 
 
 class History(Iterator["SnapshotInfo"]):

@@ -52,6 +52,10 @@ def entry_of(snapshot: Snapshot, *, whole: bool = False) -> HistoryEntry:
     )
 
 
+def _as_kept(objects: ObjectIO, entries: Iterable[HistoryEntry]) -> Iterator[HistoryEntry]:
+    return iter(entries)
+
+
 def _complete(objects: ObjectIO, entries: Iterable[HistoryEntry]) -> Iterator[HistoryEntry]:
     """``entries``, each with its metadata: read from its snapshot where the index left it."""
     for entry in entries:
@@ -77,19 +81,24 @@ async def index_of_child(
 
 
 def iter_entries(
-    objects: ObjectIO, snapshot_id: str, cuts: Mapping[str, str] | None = None
+    objects: ObjectIO,
+    snapshot_id: str,
+    cuts: Mapping[str, str] | None = None,
+    *,
+    whole: bool = True,
 ) -> Iterator[HistoryEntry]:
     """``snapshot_id`` and its ancestors, newest first, read page by page as iterated (and
     the snapshot of an entry whose metadata was too large for the index).
 
     Expiry's ``cuts`` apply (by default those in force now): a cut snapshot's entry names the
-    ancestor its history goes on from as its parent, and the walk goes on there.
+    ancestor its history goes on from as its parent, and the walk goes on there. Without
+    ``whole``, entries come as the index keeps them (no snapshot read for large metadata).
     """
     if cuts is None:
         cuts = run_sync(current_cuts(objects))
     current: str | None = snapshot_id
     while current is not None:
-        entries, current = _indexed_entries(objects, current), None
+        entries, current = _indexed_entries(objects, current, whole), None
         for entry in entries:
             entry, current = _through_cut(entry, cuts)
             yield entry
@@ -97,13 +106,14 @@ def iter_entries(
                 break
 
 
-def _indexed_entries(objects: ObjectIO, snapshot_id: str) -> Iterator[HistoryEntry]:
+def _indexed_entries(objects: ObjectIO, snapshot_id: str, whole: bool) -> Iterator[HistoryEntry]:
     """The whole history of ``snapshot_id`` as its index (and older snapshots) list it."""
+    complete = _complete if whole else _as_kept
     current: str | None = snapshot_id
     while current is not None:
         snapshot = run_sync(objects.get_snapshot(current))
         yield entry_of(snapshot, whole=True)
-        yield from _complete(objects, snapshot.recent_ancestors)
+        yield from complete(objects, snapshot.recent_ancestors)
         expected = _after_recent(snapshot)
         refs, start, batch = snapshot.ancestor_pages, 0, _FIRST_READS
         while start < len(refs):
@@ -111,7 +121,7 @@ def _indexed_entries(objects: ObjectIO, snapshot_id: str) -> Iterator[HistoryEnt
             for page in pages:
                 _check_follows(page, expected, snapshot.id)
                 expected = page.entries[-1].parent_id
-                yield from _complete(objects, page.entries)
+                yield from complete(objects, page.entries)
             start, batch = start + batch, min(2 * batch, _MOST_READS)
         current = expected
 
